@@ -1,0 +1,222 @@
+"""Wake-word detection with the microWakeWord models shipped in pymicro-wakeword.
+
+A streaming detector: feed 16 kHz int16 audio in blocks of any size; it returns a Wake
+when the word was heard. The models see 40 log-mel features every 10 ms and score every
+third feature frame (30 ms); a wake is the mean of the last few scores (the model's
+`sliding_window_size`, 5 = 150 ms) above a probability cutoff. Waiting costs little:
+buffers are allocated once, and the 10 ms steps call the C frontend and the TFLite
+interpreter directly instead of building bytes and arrays for every step the way
+`MicroWakeWordFeatures.process_streaming` does.
+
+`t` in a Wake counts the audio fed since construction or reset(). The detector fires a
+little after the word ends (the model waits to hear it all, then the window mean has to
+rise); `end` subtracts that lag, measured on real recordings by benchmarks/bench_wake.py,
+so a caller that keeps the recent audio can start a command that follows in the same
+breath at `end` rather than at `t`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from micro_features_cpp import create_frontend, process_samples, reset_frontend
+from pymicro_wakeword import MicroWakeWord, Model
+
+SAMPLE_RATE = 16000
+STEP = 160  # samples per feature step (10 ms)
+
+WAKE_WORDS: tuple[str, ...] = tuple(m.value for m in Model)  # okay_nabu, hey_jarvis, ...
+
+# Probability cutoffs, chosen by benchmarks/bench_wake.py (see benchmarks/results/wake.json):
+# the model authors' values hold up there (0 false wakes in 16+ min of speech and noise at
+# each), and lowering alexa's from 0.90 did not recover its one real-speaker miss before
+# false wakes appeared. A word missing here uses its model's own json value.
+DEFAULT_CUTOFFS: dict[str, float] = {
+    "okay_nabu": 0.85,
+    "hey_jarvis": 0.97,
+    "alexa": 0.90,
+    "hey_mycroft": 0.95,
+}
+
+# Seconds from the end of the spoken word to detection (median, measured by
+# benchmarks/bench_wake.py; alexa on 10 real speakers, the others on espeak-ng voices).
+DETECTION_LAG_S: dict[str, float] = {
+    "okay_nabu": 0.16,
+    "hey_jarvis": 0.16,
+    "alexa": 0.13,
+    "hey_mycroft": 0.16,
+}
+
+
+@dataclass(frozen=True)
+class Wake:
+    word: str
+    score: float  # window-mean probability at detection (0..1)
+    t: float  # seconds of stream audio when it fired
+    end: float  # estimated end of the wake word: command audio starts after this
+
+
+@dataclass
+class Gate:
+    """Cutoff plus refractory period: one utterance wakes once.
+
+    After a wake, scores are ignored for `refractory_s` of stream time *and* until the
+    score has dropped below the cutoff, so a long or repeated positive stretch (the
+    window mean stays high for a few hundred ms) cannot fire twice.
+    """
+
+    cutoff: float
+    refractory_s: float
+    _until: float = field(default=float("-inf"), repr=False)
+    _armed: bool = field(default=True, repr=False)
+
+    def update(self, score: float, t: float) -> bool:
+        if score <= self.cutoff:
+            self._armed = True
+            return False
+        if t < self._until or not self._armed:
+            return False
+        self._until = t + self.refractory_s
+        self._armed = False
+        return True
+
+    def reset(self) -> None:
+        self._until = float("-inf")
+        self._armed = True
+
+
+class WakeDetector:
+    def __init__(self, word: str, sensitivity: Optional[float] = None, refractory_s: float = 2.0):
+        """sensitivity is the probability cutoff (0..1): higher = fewer false wakes, more
+        misses; None = DEFAULT_CUTOFFS[word] (WakeConfig.sensitivity maps word -> cutoff)."""
+        if word not in WAKE_WORDS:
+            raise ValueError(f"unknown wake word {word!r}; valid words: {', '.join(WAKE_WORDS)}")
+        if sensitivity is not None and not 0.0 < sensitivity < 1.0:
+            raise ValueError(f"wake sensitivity (probability cutoff) must be in (0, 1), not {sensitivity!r}")
+        if refractory_s < 0:
+            raise ValueError(f"refractory_s must be >= 0, not {refractory_s!r}")
+        self.word = word
+        self._mww = MicroWakeWord.from_builtin(Model(word))
+        default = DEFAULT_CUTOFFS.get(word, self._mww.probability_cutoff)  # json's value
+        self.cutoff = float(default if sensitivity is None else sensitivity)
+        self.gate = Gate(self.cutoff, refractory_s)
+        self.lag_s = DETECTION_LAG_S.get(word, 0.15)
+        self._window = int(self._mww.sliding_window_size)
+        self._stride = int(self._mww.stride)
+        # quantisation: int8 = round(f / scale + zero_point), as the library does
+        self._in_scale = 1.0 / float(self._mww.input_scale)
+        self._in_zero = float(self._mww.input_zero_point)
+        info = np.iinfo(self._mww.input_dtype)
+        self._q_lo, self._q_hi = float(info.min), float(info.max)
+        self._out_scale = float(self._mww.output_scale)
+        self._out_zero = int(self._mww.output_zero_point)
+        self._frontend = create_frontend()
+        # preallocated once; the 10 ms loop only fills them in
+        self._feats = np.zeros((1, self._stride, 40), np.float32)
+        self._quant = np.zeros((1, self._stride, 40), self._mww.input_dtype)
+        self._out = np.zeros(1, self._mww.output_dtype)
+        self._carry = np.zeros(STEP, np.int16)  # partial 10 ms step between blocks
+        self._probs = [0.0] * self._window  # ring of the last scores
+        self._bind()
+        self.reset()
+
+    def _bind(self) -> None:
+        # the interpreter is recreated by MicroWakeWord.reset(): re-read its handles
+        m = self._mww
+        self._lib = m.lib
+        self._interp = m.interpreter
+        self._in_tensor, self._out_tensor = m.input_tensor, m.output_tensor
+        self._quant_ptr = self._quant.ctypes.data
+        self._out_ptr = self._out.ctypes.data
+
+    def reset(self) -> None:
+        """Forget all audio: model state, features, refractory; t restarts at 0."""
+        self._mww.reset()  # reloads the interpreter (~0.4 ms): its streaming state is internal
+        self._bind()
+        reset_frontend(self._frontend)
+        self.gate.reset()
+        self._n_carry = 0
+        self._n_feats = 0
+        self._n_probs = 0
+        self._probs[:] = [0.0] * self._window
+        self._prob_sum = 0.0
+        self._samples = 0
+        self.score = 0.0  # latest window mean, for tuning and display
+
+    def close(self) -> None:
+        self._mww.close()
+
+    def process(self, block: np.ndarray) -> Optional[Wake]:
+        """Feed 16 kHz mono int16 audio; returns the first Wake it contains, if any."""
+        if block.dtype != np.int16:
+            raise TypeError(f"wake detector needs int16 audio, not {block.dtype}")
+        block = np.ascontiguousarray(block).reshape(-1)  # no copy for the usual 1-D block
+        n = len(block)
+        wake = None
+        i = 0
+        if self._n_carry:  # complete the 10 ms step the last block left open
+            i = min(STEP - self._n_carry, n)
+            self._carry[self._n_carry:self._n_carry + i] = block[:i]
+            self._n_carry += i
+            if self._n_carry == STEP:
+                self._n_carry = 0
+                if self._step(self._carry):
+                    wake = self._gate()
+        while i + STEP <= n:
+            if self._step(block[i:i + STEP]):
+                w = self._gate()
+                wake = wake or w
+            i += STEP
+        if i < n:
+            self._carry[:n - i] = block[i:]
+            self._n_carry = n - i
+        return wake
+
+    def scores(self, audio: np.ndarray) -> np.ndarray:
+        """Rows of (t, score) for every model inference over int16 `audio`, ungated: for
+        tuning cutoffs offline (replay the rows through a Gate). Continues the stream;
+        expects it to be at a 10 ms boundary (a fresh or reset detector)."""
+        rows: list[tuple[float, float]] = []
+        for i in range(0, len(audio) - STEP + 1, STEP):
+            if self._step(audio[i:i + STEP]):
+                rows.append((self._samples / SAMPLE_RATE, self.score))
+        return np.array(rows, np.float64).reshape(-1, 2)
+
+    def _gate(self) -> Optional[Wake]:
+        t = self._samples / SAMPLE_RATE
+        if self.gate.update(self.score, t):
+            return Wake(self.word, self.score, t, max(0.0, t - self.lag_s))
+        return None
+
+    def _step(self, chunk: np.ndarray) -> bool:
+        """One 10 ms step; True when the model ran and self.score is new (every 30 ms)."""
+        self._samples += STEP
+        feats, _ = process_samples(self._frontend, chunk)
+        if not feats:  # the first 20 ms only fill the 30 ms analysis window
+            return False
+        f = self._feats
+        f[0, self._n_feats] = feats
+        self._n_feats += 1
+        if self._n_feats < self._stride:
+            return False
+        self._n_feats = 0
+        np.multiply(f, self._in_scale, out=f)  # quantise in place, no temporaries
+        np.add(f, self._in_zero, out=f)
+        np.rint(f, out=f)
+        np.clip(f, self._q_lo, self._q_hi, out=f)
+        np.copyto(self._quant, f, casting="unsafe")
+        lib = self._lib
+        lib.TfLiteTensorCopyFromBuffer(self._in_tensor, self._quant_ptr, self._quant.nbytes)
+        lib.TfLiteInterpreterInvoke(self._interp)
+        lib.TfLiteTensorCopyToBuffer(self._out_tensor, self._out_ptr, self._out.nbytes)
+        prob = (int(self._out[0]) - self._out_zero) * self._out_scale
+        # running mean of the last `window` scores (0 until it is full, as upstream); the
+        # scores are multiples of 1/256, so the running sum is exact and cannot drift
+        slot = self._n_probs % self._window
+        self._prob_sum += prob - self._probs[slot]
+        self._probs[slot] = prob
+        self._n_probs += 1
+        self.score = self._prob_sum / self._window if self._n_probs >= self._window else 0.0
+        return True
