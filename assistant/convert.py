@@ -33,7 +33,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 GGML_MAGIC = 0x67676D6C  # "ggml"
 FTYPE_F16 = 1  # big matrices in f16, the rest in f32
-_CT2_DTYPES = {0: "<f4", 1: "i1", 2: "<i2", 3: "<i4", 4: "<f2", 5: "bfloat16"}
+_CT2_DTYPES = {0: "<f4", 1: "i1", 2: "<i2", 3: "<i4", 4: "<f2", 5: "<u2"}  # 5: bfloat16 bits
+_BF16 = 5
 # ggml type id -> (elements per block, bytes per block); enough to skip a tensor's data.
 _GGML_TYPES = {
     0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
@@ -125,10 +126,18 @@ def read_ggml_info(path: PathLike) -> GgmlInfo:
     # whisper.cpp refuses a file with a missing or an unknown tensor.
     wanted = [name for name, _, _ in _tensor_plan(hparams[4], hparams[8])]
     if sorted(names) != sorted(wanted):
-        missing = sorted(set(wanted) - set(names))
-        cause = f"missing {missing[0]}, truncated?" if missing else "unexpected names"
-        raise ConversionError(f"{path}: {len(names)} tensors, whisper.cpp wants {len(wanted)} ({cause})")
+        missing, unknown = sorted(set(wanted) - set(names)), sorted(set(names) - set(wanted))
+        causes = [f"unknown {unknown[0]}"] if unknown else []
+        if missing:
+            causes.insert(0, f"missing {missing[0]}" + (", truncated?" if not unknown else ""))
+        raise ConversionError(
+            f"{path}: {len(names)} tensors, whisper.cpp wants {len(wanted)} "
+            f"({'; '.join(causes) or 'duplicate names'})"
+        )
     return GgmlInfo(*hparams, n_tensors=len(names))
+
+
+# --- reading ggml -------------------------------------------------------------------------
 
 
 def _read_ggml_table(r: _Reader) -> Tuple[tuple, List[str]]:
@@ -137,13 +146,15 @@ def _read_ggml_table(r: _Reader) -> Tuple[tuple, List[str]]:
     if r.size < 4 or r.unpack("I")[0] != GGML_MAGIC:
         raise ConversionError(f"{path}: not a whisper.cpp ggml file (bad magic)")
     hparams = r.unpack("11i")
+    if min(hparams[:10]) <= 0 or max(hparams[4], hparams[8]) > 256:
+        raise ConversionError(f"{path}: corrupt hyper-parameters {hparams}")
     n_mel, n_fft = r.unpack("2i")
     if not (0 < n_mel <= 1024 and 0 < n_fft <= 4096):
         raise ConversionError(f"{path}: corrupt mel filter header ({n_mel} x {n_fft})")
     r.skip(4 * n_mel * n_fft)
     (n_tokens,) = r.unpack("i")
     if not 0 <= n_tokens <= hparams[0]:
-        raise ConversionError(f"{path}: corrupt vocabulary ({n_tokens} tokens, n_vocab {hparams[0]})")
+        raise ConversionError(f"{path}: corrupt vocabulary ({n_tokens} tokens of {hparams[0]})")
     for _ in range(n_tokens):
         (length,) = r.unpack("i")
         if not 0 <= length <= 1024:
@@ -172,11 +183,12 @@ def _skip_tensor(r: _Reader) -> str:
     return name
 
 
-# --- reading CTranslate2 ---------------------------------------------------------------
+# --- reading CTranslate2 -----------------------------------------------------------------
 
 
 class _Reader:
-    """Little-endian reads over a memory-mapped file; reading past the end names the file."""
+    """Little-endian reads over a memory-mapped file (ggml or model.bin); reading past the
+    end is a ConversionError naming the file."""
 
     def __init__(self, path: Path):
         self.path, self.pos = path, 0
@@ -235,57 +247,59 @@ class _Ct2Model:
         self.path, self.spec = path, r.string()
         r.unpack("I")  # spec revision
         self.vars: Dict[str, np.ndarray] = {}
+        self.bf16 = set()  # names whose uint16 values are bfloat16 bits, widened on use
         for _ in range(r.unpack("I")[0]):
             name = r.string()
             dims = r.unpack(f"{r.unpack('B')[0]}I")
             dtype_id, n_bytes = r.unpack("BI")
             if dtype_id not in _CT2_DTYPES:
                 raise ConversionError(f"{path}: variable {name} has unknown dtype {dtype_id}")
-            self.vars[name] = _decode(r.array(n_bytes), _CT2_DTYPES[dtype_id], dims, path, name)
-        self.aliases = {}
+            dtype = _CT2_DTYPES[dtype_id]
+            raw = r.array(n_bytes)
+            if raw.size != np.dtype(dtype).itemsize * int(np.prod(dims, dtype=np.int64)):
+                raise ConversionError(f"{path}: variable {name} has {raw.size} bytes for {dims}")
+            self.vars[name] = raw.view(dtype).reshape(dims)
+            if dtype_id == _BF16:
+                self.bf16.add(name)
+        self.aliases: Dict[str, str] = {}
         for _ in range(r.unpack("I")[0]):  # e.g. the output projection tied to the embedding
             alias = r.string()
             self.aliases[alias] = r.string()
 
     def shape(self, name: str) -> tuple:
-        return self._raw(name).shape
+        return self.vars[self._resolve(name)].shape
 
     def scalar(self, name: str) -> Optional[int]:
         return int(self.vars[name]) if name in self.vars else None
 
     def weight(self, name: str) -> np.ndarray:
         """A float array; int8/int16 weights are divided by their `_scale` (per output row)."""
-        name = self.aliases.get(name, name)
+        name = self._resolve(name)
         value = self._raw(name)
-        scale = self.vars.get(name + "_scale")
-        if scale is None:
+        if name + "_scale" not in self.vars:
             if value.dtype.kind != "f":
                 raise ConversionError(f"{self.path}: {name} is {value.dtype} without {name}_scale")
             return value
-        scale = scale.astype(np.float32)
+        scale = self._raw(name + "_scale").astype(np.float32)
         if scale.ndim == value.ndim - 1:  # one scale per output row, as CTranslate2 quantises
             scale = np.expand_dims(scale, 1)
         return value.astype(np.float32) / scale
 
-    def _raw(self, name: str) -> np.ndarray:
+    def _resolve(self, name: str) -> str:
         name = self.aliases.get(name, name)
         if name not in self.vars:
             raise ConversionError(f"{self.path}: variable {name} is missing")
+        return name
+
+    def _raw(self, name: str) -> np.ndarray:
+        name = self._resolve(name)
+        if name in self.bf16:  # bfloat16 is the top half of a float32
+            return (self.vars[name].astype(np.uint32) << 16).view(np.float32)
         return self.vars[name]
-
-
-def _decode(raw: np.ndarray, dtype: str, dims: tuple, path: Path, name: str) -> np.ndarray:
-    itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
-    if raw.size != itemsize * int(np.prod(dims, dtype=np.int64)):
-        raise ConversionError(f"{path}: variable {name} has {raw.size} bytes for shape {dims}")
-    if dtype == "bfloat16":  # bf16 is the top half of a float32
-        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(dims)
-    return raw.view(dtype).reshape(dims)
 
 
 def _hparams(model: _Ct2Model) -> GgmlInfo:
     """Every size from the variables' shapes (heads from the stored num_heads)."""
-
     shape = model.shape
     n_audio_state, n_mels, _ = shape("encoder/conv1/weight")
     n_audio_ctx = shape("encoder/position_encodings/encodings")[0]
@@ -364,8 +378,10 @@ def _bytes_to_unicode() -> Dict[int, str]:
 
 # --- the tensor plan ----------------------------------------------------------------------
 
-# (ggml name, CTranslate2 variable, (index, parts) of a fused matrix or None)
-_Entry = Tuple[str, str, Optional[Tuple[int, int]]]
+# (ggml name, CTranslate2 variable, part): part (index, parts) picks one of the equal row
+# blocks of a fused matrix, None takes the whole variable.
+_Part = Optional[Tuple[int, int]]
+_Entry = Tuple[str, str, _Part]
 
 
 def _tensor_plan(n_audio_layer: int, n_text_layer: int) -> List[_Entry]:
@@ -395,7 +411,7 @@ def _tensor_plan(n_audio_layer: int, n_text_layer: int) -> List[_Entry]:
     return plan
 
 
-def _linear(dst: str, src: str, part: Optional[Tuple[int, int]] = None, bias: bool = True) -> List[_Entry]:
+def _linear(dst: str, src: str, part: _Part = None, bias: bool = True) -> List[_Entry]:
     out = [(f"{dst}.weight", f"{src}/weight", part)]
     return out + [(f"{dst}.bias", f"{src}/bias", part)] if bias else out
 
@@ -435,14 +451,14 @@ def _cross_attention(dst: str, src: str) -> List[_Entry]:
     )
 
 
-def _take_part(model: _Ct2Model, source: str, part: Optional[Tuple[int, int]]) -> np.ndarray:
+def _take_part(model: _Ct2Model, source: str, part: _Part) -> np.ndarray:
     value = model.weight(source)
     if part is None:
         return value
     index, parts = part
     rows = value.shape[0] // parts
     if rows * parts != value.shape[0]:
-        raise ConversionError(f"{model.path}: {source} has {value.shape[0]} rows, not {parts} equal parts")
+        raise ConversionError(f"{model.path}: {source}'s {len(value)} rows do not split in {parts}")
     return value[index * rows : (index + 1) * rows]
 
 
@@ -486,7 +502,7 @@ def _write_tensor(f: BinaryIO, name: str, value: np.ndarray) -> None:
     value = np.ascontiguousarray(value, dtype="<f4" if f32 else "<f2")
     encoded = name.encode()
     f.write(struct.pack("<3i", value.ndim, len(encoded), 0 if f32 else 1))
-    f.write(struct.pack(f"<{value.ndim}i", *reversed(value.shape)))  # ggml lists dims innermost first
+    f.write(struct.pack(f"<{value.ndim}i", *reversed(value.shape)))  # innermost dim first
     f.write(encoded)
     f.write(value.data)
 
