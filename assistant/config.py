@@ -47,7 +47,7 @@ class VadConfig:
     aggressiveness: int = 2
     preroll_ms: int = 300
     start_ms: int = 90  # voiced audio needed to start an utterance (ignores clicks)
-    hangover_ms: int = 450
+    hangover_ms: int = 480  # measured: see assistant/vad.py
     min_utterance_ms: int = 250
     max_utterance_s: float = 15.0
 
@@ -62,6 +62,7 @@ class PartialsConfig:
 class IntentsConfig:
     paths: list = field(default_factory=lambda: ["intents"])
     fuzzy_threshold: float = 0.8
+    fuzzy_margin: float = 0.05  # refuse a fuzzy match when the runner-up intent is this close
     handler_timeout_s: float = 5.0
     not_understood: str = "Sorry, I didn't understand."
     failed: str = "Sorry, that failed."
@@ -76,6 +77,8 @@ class SpeakerConfig:
     rate: int = 175
     piper_model: Optional[str] = None
     tail_ms: int = 300  # half-duplex: captured audio ignored this long after speech ends
+    device: Optional[Union[str, int]] = None  # output device; None = the system's default output
+    queue_size: int = 8  # replies waiting to be spoken; say() raises queue.Full beyond this
 
 
 @dataclass

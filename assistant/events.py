@@ -58,7 +58,7 @@ class Partial(Event):
 
     type: ClassVar[str] = "partial"
     text: str = ""
-    stable: bool = False  # True when the text did not change since the previous partial
+    stable: str = ""  # the leading part of text that later partials keep (see partials.py)
 
 
 @dataclass

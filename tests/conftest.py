@@ -1,0 +1,21 @@
+"""Shared pytest fixtures, one section per subsystem (add yours under its own header)."""
+
+from __future__ import annotations
+
+import pytest
+
+# --- audio devices: PulseAudio's virtual microphone and speaker (tests/pulse.py) -------------
+
+
+@pytest.fixture(scope="session")
+def pulse_audio():
+    """A running PulseAudio whose default source is `vmic` (what `pulse.play(clip)` plays into
+    `vmic_sink` is what a Microphone hears) and default sink `vspk`; started if none answers.
+    Yields the `pulse` helper module."""
+    import pulse
+
+    try:
+        pulse.ensure()
+    except pulse.PulseError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield pulse
