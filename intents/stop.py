@@ -1,0 +1,6 @@
+from assistant.intent_pack import Reply, handler
+
+
+@handler("Stop")
+def stop(intent, slots, ctx):
+    return Reply("", {"stop": True})
