@@ -28,7 +28,7 @@ class AsrConfig:
     threads: int = 0  # 0 = the cores available, at most 4
     use_gpu: bool = True
     language: str = "en"
-    audio_ctx_floor: int = 128  # smallest encoder window (frames of 20 ms) for short audio
+    audio_ctx_floor: int = 256  # smallest encoder window (frames of 20 ms) for short audio
     audio_ctx_margin: int = 64  # frames added to the audio's own length
     window_s: float = 30.0  # long files are transcribed in windows of this length
 
@@ -116,7 +116,10 @@ def load(path: Union[str, os.PathLike, None] = None) -> Config:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{line}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     config = from_dict(data, source=str(path))

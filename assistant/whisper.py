@@ -10,6 +10,7 @@ Two ways in:
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ from .audio import SAMPLE_RATE
 
 FRAMES_PER_SECOND = 50  # whisper's encoder: one frame per 20 ms of audio
 FULL_AUDIO_CTX = 1500  # 30 s
+# whisper.cpp (flash attention, the default) pads the encoder output to a multiple of 256 and,
+# for other window sizes, reads stale values from the previous decode there: the same audio
+# then gives different text depending on what was decoded before. Measured on 19 real
+# commands decoded in three orders: 5 differ at multiples of 64, 2 at 128, none at 256.
+AUDIO_CTX_STEP = 256
+TOKENS_PER_SECOND = 8  # fast speech is ~4 words, ~6 tokens a second: more is a loop
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class Engine:
         threads: int = 0,
         use_gpu: bool = True,
         language: str = "en",
-        audio_ctx_floor: int = 128,
+        audio_ctx_floor: int = 256,
         audio_ctx_margin: int = 64,
         window_s: float = 30.0,
     ):
@@ -98,7 +105,8 @@ class Engine:
         """Encoder frames for this much audio: its own length plus a margin, above a floor
         below which tiny models lose words (see the benchmark)."""
         frames = int(np.ceil(n_samples / SAMPLE_RATE * FRAMES_PER_SECOND)) + self.audio_ctx_margin
-        return int(min(FULL_AUDIO_CTX, max(self.audio_ctx_floor, frames)))
+        frames = max(self.audio_ctx_floor, -(-frames // AUDIO_CTX_STEP) * AUDIO_CTX_STEP)
+        return int(min(FULL_AUDIO_CTX, frames))
 
     def transcribe_command(
         self,
@@ -116,7 +124,15 @@ class Engine:
             return None
         try:
             start = time.perf_counter()
-            segments = self._decode(_pad(audio), ctx, timestamps=False, prompt=prompt, abort=abort)
+            # a small window sometimes sends tiny models into a repetition loop ("go forward ten
+            # meters. Go forward ten meters. ..."): cap the tokens, and redo it in a wider window
+            max_tokens = int(TOKENS_PER_SECOND * audio.size / SAMPLE_RATE) + 16
+            for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
+                segments = self._decode(_pad(audio), ctx, timestamps=False, prompt=prompt, abort=abort,
+                                        max_tokens=max_tokens)
+                if (abort is not None and abort()) or not looks_like_a_loop(
+                        " ".join(s.text for s in segments), audio.size):
+                    break
             decode_ms = (time.perf_counter() - start) * 1000
         finally:
             self._lock.release()
@@ -162,8 +178,19 @@ class Engine:
         text = " ".join(s.text for s in segments).strip()
         return Transcript(text, segments, FULL_AUDIO_CTX, decode_ms, total)
 
-    def _decode(self, audio, audio_ctx, timestamps, prompt=None, abort=None, max_chars=0) -> List[Segment]:
-        raw = self._model.transcribe(
+    def _decode(self, audio, audio_ctx, timestamps, prompt=None, abort=None, max_chars=0,
+                max_tokens=0) -> List[Segment]:
+        with _QuietLogs():
+            raw = self._transcribe(audio, audio_ctx, timestamps, prompt, abort, max_chars, max_tokens)
+        out = []
+        for s in raw:
+            text = s.text.strip()
+            if text:
+                out.append(Segment(s.t0 / 100.0, s.t1 / 100.0, text))
+        return out
+
+    def _transcribe(self, audio, audio_ctx, timestamps, prompt, abort, max_chars, max_tokens):
+        return self._model.transcribe(
             audio,
             abort_callback=abort,
             n_threads=self.threads,
@@ -175,18 +202,29 @@ class Engine:
             initial_prompt=prompt or "",
             token_timestamps=max_chars > 0,
             max_len=max_chars,
+            max_tokens=max_tokens,
             split_on_word=max_chars > 0,
             suppress_blank=True,
             suppress_nst=True,
             temperature=0.0,
+            # Temperature fallback re-decodes with sampling: it fights repetition loops in long
+            # audio, but on a command it costs a second decode and makes the text random.
+            temperature_inc=0.2 if timestamps else 0.0,
             print_progress=False,
         )
-        out = []
-        for s in raw:
-            text = s.text.strip()
-            if text:
-                out.append(Segment(s.t0 / 100.0, s.t1 / 100.0, text))
-        return out
+
+
+def looks_like_a_loop(text: str, n_samples: int) -> bool:
+    """More words than anyone says in that time, or a phrase said twice in a row."""
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    if len(words) > 5 * n_samples / SAMPLE_RATE + 4:
+        return True
+    for n in (2, 3, 4, 5):
+        for i in range(len(words) - 2 * n + 1):
+            if words[i:i + n] == words[i + n:i + 2 * n]:
+                return True
+    # one word three times in a row ("modern. modern. modern.")
+    return any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
 
 
 def windows(audio: np.ndarray, window_s: float = 30.0) -> Iterator[tuple]:
@@ -207,6 +245,30 @@ def windows(audio: np.ndarray, window_s: float = 30.0) -> Iterator[tuple]:
         cut = search_from + int(np.argmin(energy)) * step + step // 2
         yield start, audio[start:cut]
         start = cut
+
+
+class _QuietLogs:
+    """whisper.cpp logs to stderr (e.g. "failed to encode" for every aborted partial); during a
+    decode, send its lines to Python's logging at debug level. Only during one: a Python log
+    callback left installed crashes the interpreter when whisper.cpp logs at exit."""
+
+    def __init__(self):
+        import logging
+
+        self.logger = logging.getLogger("whisper.cpp")
+
+    def _forward(self, level, text):
+        self.logger.debug(str(text).rstrip())
+
+    def __enter__(self):
+        import _pywhispercpp
+
+        _pywhispercpp.whisper_log_set(self._forward)
+
+    def __exit__(self, *exc):
+        import _pywhispercpp
+
+        _pywhispercpp.whisper_log_set(None)
 
 
 def _as_float(audio: np.ndarray) -> np.ndarray:

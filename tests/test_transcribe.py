@@ -48,7 +48,8 @@ def test_wer_matches_the_engine_alone(audio, engine_alone):
 def test_sized_audio_ctx_keeps_the_words_of_short_commands(audio, engine_alone):
     refs = references()
     sized = {n: engine().transcribe_command(audio[n]) for n in SHORT}
-    assert all(t.audio_ctx < FULL_AUDIO_CTX for t in sized.values())
+    fell_back = [n for n, t in sized.items() if t.audio_ctx == FULL_AUDIO_CTX]
+    assert len(fell_back) <= len(SHORT) // 5, f"repetition fallback on too many clips: {fell_back}"
     full = wer((refs[n], engine_alone[n]) for n in SHORT)
     small = wer((refs[n], sized[n].text) for n in SHORT)
     print(f"WER on {len(SHORT)} short clips: full window {full:.3f}, sized audio_ctx {small:.3f}")
@@ -57,8 +58,9 @@ def test_sized_audio_ctx_keeps_the_words_of_short_commands(audio, engine_alone):
 
 def test_audio_ctx_is_sized_to_the_audio_with_a_floor():
     e = engine()
-    assert e.audio_ctx_for(SAMPLE_RATE // 2) == e.audio_ctx_floor
-    assert e.audio_ctx_for(4 * SAMPLE_RATE) == 4 * 50 + e.audio_ctx_margin
+    assert e.audio_ctx_for(SAMPLE_RATE // 2) == e.audio_ctx_floor == 256
+    assert e.audio_ctx_for(3 * SAMPLE_RATE) == 256  # 150 frames + 64 margin, rounded up
+    assert e.audio_ctx_for(4 * SAMPLE_RATE) == 512  # 200 + 64
     assert e.audio_ctx_for(40 * SAMPLE_RATE) == FULL_AUDIO_CTX
 
 
