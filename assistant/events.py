@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, Type
+from typing import Any, ClassVar, Dict, Optional, Type
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Intent(Event):
     """A transcript was understood as an intent."""
 
     type: ClassVar[str] = "intent"
-    name: str = ""
+    name: Optional[str] = None  # None: not understood
     slots: Dict[str, Any] = field(default_factory=dict)
     confidence: float = 0.0
 

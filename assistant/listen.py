@@ -234,6 +234,12 @@ class ConsoleLine:
             prefix = "\r\033[K" if self.tty else ""
             self.stream.write(f"{prefix}> {event.text}\n")
             self.stream.flush()
+        elif isinstance(event, ev.Intent):
+            slots = ", ".join(f"{k}={v}" for k, v in event.slots.items())
+            self.stream.write(f"  [{event.name or 'not understood'}{' ' + slots if slots else ''}]\n")
+        elif isinstance(event, ev.Reply):
+            self.stream.write(f"< {event.text}\n")
+            self.stream.flush()
         elif isinstance(event, ev.Error):
             print(f"error: {event.message}", file=sys.stderr)
 
@@ -253,9 +259,11 @@ class Pipeline:
     """Starts and stops the threads; the caller's thread delivers events to the sinks."""
 
     def __init__(self, source, engine, config, sinks: List[Callable[[ev.Event], None]],
-                 prompt: Optional[str] = None, muted: Callable[[], bool] = lambda: False):
+                 prompt: Optional[str] = None, muted: Callable[[], bool] = lambda: False,
+                 responder=None):
         self.source = source
         self.sinks = sinks
+        self.responder = responder  # assistant mode: finals go on to intents and replies
         self.events: "queue.Queue[ev.Event]" = queue.Queue(maxsize=EVENTS_QUEUE)
         self.decoder = Decoder(engine, self.emit, prompt)
         self.listener = Listener(source, Segmenter(config.vad), self.decoder, self.emit,
@@ -269,6 +277,8 @@ class Pipeline:
 
     def run(self) -> int:
         self.emit(ev.Listening(t=0.0))
+        if self.responder is not None:
+            self.responder.start()
         self.source.start()
         self.decoder.start()
         self.listener.start()
@@ -277,19 +287,30 @@ class Pipeline:
                 try:
                     event = self.events.get(timeout=0.05)
                 except queue.Empty:
-                    if self.listener.finished.is_set() and self.decoder.idle and self.events.empty():
+                    if self._done():
                         return 0
                     continue
                 for sink in self.sinks:
                     sink(event)
+                if self.responder is not None and isinstance(event, ev.Final):
+                    self.responder.submit(event)
         finally:
             self.stop()
+
+    def _done(self) -> bool:
+        """The source ended and every stage has finished its work (file input)."""
+        return (self.listener.finished.is_set() and self.decoder.idle and self.events.empty()
+                and (self.responder is None or not self.responder.busy))
 
     def stop(self) -> None:
         self.listener.stop()
         self.decoder.stop()
         self.source.stop()
-        for thread in (self.listener, self.decoder):
+        threads = [self.listener, self.decoder]
+        if self.responder is not None:
+            self.responder.stop()
+            threads.append(self.responder)
+        for thread in threads:
             if thread.is_alive():
                 thread.join(timeout=1.0)
 
@@ -321,12 +342,30 @@ def main(argv, description, add_common, load_config, load_engine) -> int:
         source = FileSource(args.input, fast=args.fast)  # a bad file fails here, before the model loads
     else:
         source = Microphone(config.audio)
+    speaker = dispatcher = responder = None
+    prompt, muted = None, (lambda: False)
+    if args.mode == "assistant":
+        from .dispatch import Dispatcher
+        from .respond import Responder
+        from .speaker import Speaker
+
+        dispatcher = Dispatcher.from_config(config)
+        speaker = Speaker(config.speaker)
+        prompt = dispatcher.vocabulary_prompt() or None
+        muted = speaker.muted  # half-duplex: the assistant never answers its own voice
     engine = load_engine(config)
     engine.warm_up()
     sinks = [JsonLines() if args.events == "jsonl" else ConsoleLine()]
-    pipeline = Pipeline(source, engine, config, sinks)
+    pipeline = Pipeline(source, engine, config, sinks, prompt=prompt, muted=muted)
+    if dispatcher is not None:
+        pipeline.responder = Responder(dispatcher, speaker, pipeline.emit)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM as Ctrl-C: stop every thread, exit 0
     try:
         return pipeline.run()
     except KeyboardInterrupt:
         return 0
+    finally:
+        if speaker is not None:
+            speaker.close()
+        if dispatcher is not None:
+            dispatcher.close()
