@@ -133,13 +133,18 @@ class IntentPack:
         return specs
 
 
+BUILT_IN = Path(__file__).resolve().parent.parent / "intents"
+
+
 def load_packs(paths: Iterable[Union[str, Path]], base: Optional[Path] = None) -> List[IntentPack]:
-    """Load each folder as a pack; relative paths are taken from `base` (default: cwd)."""
+    """Load each folder as a pack. A relative path is taken from `base` (the config file's
+    folder; default: cwd), else from the project, so `intents` always finds the built-ins."""
     packs = []
     for p in paths:
         path = Path(p).expanduser()
-        if not path.is_absolute() and base is not None:
-            path = base / path
+        if not path.is_absolute():
+            local = (base or Path.cwd()) / path
+            path = local if local.is_dir() or not (BUILT_IN.parent / path).is_dir() else BUILT_IN.parent / path
         packs.append(load_pack(path))
     return packs
 
