@@ -109,6 +109,13 @@ def test_stereo_44k_and_8k_inputs(tmp_path):
     assert wer([(references()[name], engine().transcribe(narrow).text)]) <= 0.2
 
 
+def test_ogg_vorbis_input(tmp_path):
+    name = "cmu_arctic_us_axb_a0004.wav"
+    x, rate = soundfile.read(str(SPEECH / name), dtype="float32")
+    soundfile.write(str(tmp_path / "clip.ogg"), x, rate, format="OGG", subtype="VORBIS")
+    assert wer([(references()[name], engine().transcribe(load_audio(tmp_path / "clip.ogg")).text)]) <= 0.2
+
+
 def test_engine_is_safe_from_two_threads(audio):
     from concurrent.futures import ThreadPoolExecutor
 
