@@ -180,3 +180,17 @@ def test_cues_split_long_segments_by_time_and_lines():
     assert out[0].start == 0.0 and out[-1].end == pytest.approx(20.0)
     assert all(a.end == pytest.approx(b.start) for a, b in zip(out, out[1:]))
     assert list(srt.parse(render(t, "srt")))
+
+
+def test_repetition_loops_are_cut_at_the_first_repeat():
+    from assistant.whisper import cut_loop
+
+    two_s = 2 * SAMPLE_RATE
+    assert cut_loop("Go forward 10 meters. Go forward 10 meters. Go forward", two_s) == "Go forward 10 meters."
+    assert cut_loop("Play some music in the bedroom. Play some music in the bedroom.", 3 * two_s) == \
+        "Play some music in the bedroom."
+    assert cut_loop("modern. Modern. Modern. Modern.", two_s) == "modern."
+    assert cut_loop("five five", two_s) == "five five"  # a real utterance, said twice on purpose
+    assert cut_loop("Lord, but I am glad to see you again, Phil.", 3 * two_s) == \
+        "Lord, but I am glad to see you again, Phil."
+    assert cut_loop("He was not an old-s-y-y-y-y-y-y-y-y-y-y-y-y-y-y-y-y-y-y-y", two_s) is None  # decode again
