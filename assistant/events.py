@@ -67,7 +67,7 @@ class Final(Event):
 
     type: ClassVar[str] = "final"
     text: str = ""
-    latency_ms: float = 0.0  # from the end of speech to this transcript
+    latency_ms: float = 0.0  # from the VAD's end-of-speech decision (after the hangover) to this event
     audio_ctx: int = 0  # whisper encoder window used (frames of 20 ms)
     decode_ms: float = 0.0  # time spent in whisper itself
 
@@ -105,7 +105,7 @@ class Reply(Event):
 
     type: ClassVar[str] = "reply"
     text: str = ""
-    latency_ms: float = 0.0  # from the end of speech to the start of the reply
+    latency_ms: float = 0.0  # from the end-of-speech decision to the start of the reply's audio
 
 
 @dataclass
