@@ -235,7 +235,12 @@ class Segmenter:
         """webrtcvad's decision on the frame, and how many dB it is above the background."""
         frame = self._frame_f
         np.copyto(frame, self._frame)
-        level = 10.0 * math.log10(float(np.dot(frame, frame)) / len(frame) + 1.0)
+        energy = float(np.dot(frame, frame))
+        if energy == 0.0:
+            # digital silence (the half-duplex mute): not speech, and not the room's background;
+            # taken as background, it made the noise after every reply look like speech
+            return False, 0.0
+        level = 10.0 * math.log10(energy / len(frame) + 1.0)
         voiced = self._vad.is_speech(self._frame_bytes, SAMPLE_RATE)
         floor = self._floor_db
         if floor is None or level < floor:

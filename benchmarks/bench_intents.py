@@ -4,8 +4,10 @@ intent -> spoken reply through the real real-time pipeline.
 
     python benchmarks/bench_intents.py [--quick] [--threads N] [--out FILE] [--no-pipeline]
 
-Prints markdown tables and writes benchmarks/results/intents.json. A full run takes about 8-10
-minutes on 2 shared cores, --quick about 3.
+Prints markdown tables and writes benchmarks/results/intents.json. A full run is ~10 minutes of
+CPU (2 decoder threads): 10-13 minutes of wall time on this 2-core machine shared with other work
+(load average 3-4), --quick about 3. With --only-pipeline [--mute-fix] only the real-time pass
+runs, and its result is merged into the JSON (realtime / realtime_mute_fix).
 
 Commands (SENTENCES below): 45 sentences for the built-in intents (time, date, weekday, timers
 started / checked / cancelled, with names and durations in words, arithmetic, repeat, stop, help),

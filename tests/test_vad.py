@@ -231,3 +231,20 @@ def _runs(flags) -> list:
         n = n + 1 if f else 0
         runs.append(n)
     return runs
+
+
+def test_muted_stretch_does_not_make_the_background_look_like_speech():
+    """The half-duplex mute feeds zeros while the assistant speaks; the room's noise after it
+    must not start an utterance (it did: the floor fell to the zeros)."""
+    from assistant.audio import load_audio
+    from assistant.config import VadConfig
+    from assistant.vad import Segmenter, SpeechStart
+
+    noise = load_audio(Path(__file__).parent / "data" / "vad" / "fridge.flac")
+    stream = np.concatenate([noise[:32000], np.zeros(32000, np.float32), noise[32000:]])
+    seg = Segmenter(VadConfig())
+    results = []
+    for i in range(0, stream.size, 480):
+        results += seg.feed(stream[i:i + 480])
+    results += seg.flush()
+    assert not [r for r in results if isinstance(r, SpeechStart)]
