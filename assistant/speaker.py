@@ -268,6 +268,7 @@ class Speaker:
         first = next(chunks, None)
         if first is None or self._stale(utterance):
             utterance.interrupted = self._stale(utterance)
+            utterance.ended_at = time.monotonic()
             return
         player = _Player(output, engine.sample_rate)
         with self._cond:
@@ -532,9 +533,16 @@ class _Pyttsx3(_Engine):
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
         audio, rate = self._synth(text)
+        loud = np.flatnonzero(np.abs(audio) > 1e-3)
+        if not loud.size and any(c.isalnum() for c in text):
+            # pyttsx3's espeak driver collects audio in a callback from espeak's own thread and
+            # now and then (seen under CPU load in CI) writes a file with none of it: try again.
+            audio, rate = self._synth(text)
+            loud = np.flatnonzero(np.abs(audio) > 1e-3)
+            if not loud.size:
+                raise SpeakerError(f"pyttsx3 wrote no audio for {text[:40]!r}")
         # pyttsx3 asks espeak for a 300 ms pause at the end: silence that would only keep the
         # microphone muted longer. Keep 50 ms of it.
-        loud = np.flatnonzero(np.abs(audio) > 1e-3)
         yield audio[: (loud[-1] + 1 + rate // 20) if loud.size else 0]
 
     def _synth(self, text: str):
