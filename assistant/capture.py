@@ -260,7 +260,7 @@ class Microphone(Source):
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.stop()
+                stream.abort()  # an input has nothing to drain: abort is immediate, stop() is not
                 stream.close()
             except Exception as e:  # noqa: BLE001 - a device that vanished cannot stop cleanly
                 log.debug("closing the input stream: %s", e)

@@ -3,8 +3,10 @@ per process, the real clips in tests/data/speech with their reference text, and 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +18,9 @@ ROOT = Path(__file__).parent.parent
 
 # Every test (and every CLI it runs) resolves models in one fresh cache, so the run proves
 # the offline path: tiny.en is converted from the installed CTranslate2 package, never fetched.
-os.environ.setdefault("ASSISTANT_MODELS_DIR", tempfile.mkdtemp(prefix="assistant-models-"))
+if "ASSISTANT_MODELS_DIR" not in os.environ:
+    os.environ["ASSISTANT_MODELS_DIR"] = tempfile.mkdtemp(prefix="assistant-models-")
+    atexit.register(shutil.rmtree, os.environ["ASSISTANT_MODELS_DIR"], ignore_errors=True)
 os.environ["ASSISTANT_OFFLINE"] = "1"
 
 

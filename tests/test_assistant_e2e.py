@@ -77,14 +77,14 @@ def test_what_time_is_it_is_answered_aloud_with_the_hour(pulse_audio, loopback, 
     rec = Recorder(pulse_audio, tmp_path / "answer.wav")
     try:
         pulse_audio.play(command).wait(timeout=30)
-        assert a.wait_for(lambda ev: any(e["type"] == "reply" for e in ev), 30), a.events
+        assert a.wait_for(lambda ev: any(e["type"] == "reply" for e in ev), 30), a.story()
         time.sleep(4.0)  # the answer plays out, and its echo would have been heard by now
     finally:
         answer = rec.stop()
         a.interrupt()
     assert a.proc.returncode == 0, a.proc.stderr.read()
     intents = a.of("intent")
-    assert [i["name"] for i in intents] == ["GetTime"], a.events  # one command, one answer, no echo
+    assert [i["name"] for i in intents] == ["GetTime"], a.story()  # one command, one answer, no echo
     reply = a.of("reply")[0]
     assert reply["latency_ms"] > 0
     now = datetime.datetime.now()
@@ -100,12 +100,12 @@ def test_a_timer_set_by_voice_is_announced_aloud(pulse_audio, loopback, tmp_path
     rec = Recorder(pulse_audio, tmp_path / "said.wav")
     try:
         pulse_audio.play(command).wait(timeout=30)
-        assert a.wait_for(lambda ev: len([e for e in ev if e["type"] == "reply"]) >= 2, 30), a.events
+        assert a.wait_for(lambda ev: len([e for e in ev if e["type"] == "reply"]) >= 2, 30), a.story()
         time.sleep(3.0)
     finally:
         said = rec.stop()
         a.interrupt()
-    assert [i["name"] for i in a.of("intent")] == ["TimerStart"], a.events
+    assert [i["name"] for i in a.of("intent")] == ["TimerStart"], a.story()
     assert a.of("intent")[0]["slots"].get("seconds") == 5, a.of("intent")
     replies = [r["text"].lower() for r in a.of("reply")]
     assert "done" in replies[-1], replies

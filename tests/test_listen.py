@@ -60,6 +60,12 @@ class Assistant:
     def of(self, kind):
         return [e for e in self.events if e["type"] == kind]
 
+    def story(self) -> str:
+        """The events in one short line each, for an assertion message (pytest truncates dicts)."""
+        keys = ("text", "name", "slots", "state", "word", "message")
+        return "\n".join(f"{e['t']:7.2f} {e['type']:12} " + " ".join(f"{k}={e[k]!r}" for k in keys if k in e)
+                         for e in self.events)
+
     def interrupt(self) -> float:
         start = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
