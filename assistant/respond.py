@@ -21,12 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class Responder(threading.Thread):
-    def __init__(self, dispatcher: Dispatcher, speaker, emit: Callable[[ev.Event], None]):
+    def __init__(self, dispatcher: Dispatcher, speaker, emit: Callable[[ev.Event], None],
+                 on_handled: Optional[Callable[[], None]] = None):
         super().__init__(name="responder", daemon=True)
         self.dispatcher = dispatcher
         self.speaker = speaker
         self.emit = emit
+        self.on_handled = on_handled  # after each final: intent run, reply queued (hotword mode)
         self.finals: "queue.Queue[Optional[ev.Final]]" = queue.Queue(maxsize=4)
+        self._unhandled = 0  # finals submitted and not yet handled (the queue alone misses the one in hand)
         self.context = dispatcher.context
         self.context.speak = self.say
         self.context.intents = dict(dispatcher.descriptions)
@@ -37,13 +40,16 @@ class Responder(threading.Thread):
 
     @property
     def busy(self) -> bool:
-        return not self.finals.empty() or self.speaker.is_busy()
+        return self._unhandled > 0 or self.speaker.is_busy()
 
     def submit(self, final: ev.Final) -> None:
+        with self._lock:
+            self._unhandled += 1
         try:
             self.finals.put_nowait(final)
         except queue.Full:  # the person talks faster than handlers answer: keep the newest
             log.warning("responder queue full; dropped %r", final.text)
+            self._handled()
 
     def stop(self) -> None:
         try:
@@ -72,14 +78,26 @@ class Responder(threading.Thread):
             final = self.finals.get()
             if final is None:
                 return
-            if not final.text.strip():
-                continue
-            end_wall = final.wall - final.latency_ms / 1000
-            result = self.dispatcher.handle(final.text, self.context)
-            self.emit(ev.Intent(t=final.t, name=result.intent, slots=result.slots,
-                                confidence=round(result.confidence, 3)))
-            if result.data.get("stop"):
-                self.speaker.stop()  # silence at once, and say nothing more
-                continue
-            if result.reply:
-                self.say(result.reply, end_wall, final.t)
+            try:
+                self._respond(final)
+            finally:
+                self._handled()
+
+    def _respond(self, final: ev.Final) -> None:
+        if not final.text.strip():
+            return
+        end_wall = final.wall - final.latency_ms / 1000
+        result = self.dispatcher.handle(final.text, self.context)
+        self.emit(ev.Intent(t=final.t, name=result.intent, slots=result.slots,
+                            confidence=round(result.confidence, 3)))
+        if result.data.get("stop"):
+            self.speaker.stop()  # silence at once, and say nothing more
+            return
+        if result.reply:
+            self.say(result.reply, end_wall, final.t)
+
+    def _handled(self) -> None:
+        with self._lock:
+            self._unhandled -= 1
+        if self.on_handled is not None:
+            self.on_handled()
