@@ -1,6 +1,9 @@
 """Wake-word benchmark: CPU while waiting, false wakes per hour, misses, latency, cutoffs.
 
     python benchmarks/bench_wake.py [--speech DIR] [--out benchmarks/results/wake.json]
+                                    [--waiting-s 300] [--no-pipeline]
+
+The detector alone (below), then hotword mode through the real pipeline (PIPELINE below).
 
 Data (all real recordings from /work/shared/speech, resampled to 16 kHz mono; see its README):
 - waiting (CPU): LJSpeech 221.7 s mixed with the noise tape at 15 dB SNR, then raw noise
@@ -29,17 +32,39 @@ Data (all real recordings from /work/shared/speech, resampled to 16 kHz mono; se
   within 40 dB of the peak (espeak-ng, which has digital silence around the speech).
 Cutoff sweeps replay each stream's score trace (WakeDetector.scores) through the same
 Gate the detector uses, so one model pass serves every cutoff.
+
+PIPELINE: `python -m assistant`'s own pipeline (assistant.listen.build: FileSource in real time,
+listener, wake detector, VAD, whisper tiny.en, responder; speaker engine none, no ack sound),
+in this process, so time.process_time counts all its threads (whisper's native ones too):
+- CPU while waiting: the waiting stream above (300 s: 221.7 s of LJSpeech in noise at 15 dB,
+  then noise), played in real time once in hotword mode (okay_nabu) and once always listening
+  (wake.word none), one after the other in the same run. % of one core = process CPU seconds /
+  wall seconds between 1 s after the stream starts and its end (sampled once a second), with
+  the CPU the rest of the machine used meanwhile (it has 2 cores, shared). Also counted: wakes
+  (false, there is no wake word in it), speech_start and final events.
+- wake-to-listening latency and misses: the 10 real "alexa" speakers as recorded, each after
+  1 s and before 2.5 s of silence, the fridge 40 dB under all of it, in real time (alexa,
+  listen_timeout_s 1). Latency = wall clock of the `state: listening` event minus the moment
+  the file source delivered the end of the word (its t0 + the word's energy end, as above);
+  split into the detector's lag (Wake.t - word end, stream time) and the pipeline's part.
+- barge-in margin (detector only): each real "alexa" said over the assistant's longest reply
+  (espeak-ng en-us at 175 wpm, the pyttsx3 default) at three places, at wake-to-echo ratios
+  (active speech power) from -6 to +18 dB: how often it still wakes. Without echo
+  cancellation this is what barge-in needs from a microphone that hears its own speaker.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,10 +271,167 @@ def choose_cutoff(json_cutoff: float, sweep: list[dict]) -> tuple[float, str]:
     return json_cutoff, note + "; no lower cutoff recovers real misses without false wakes"
 
 
+# --- PIPELINE -------------------------------------------------------------------------------------
+
+HELP_REPLY = ("I can do arithmetic, tell the time, tell the date, tell the day of the week, run your commands, "
+              "list what I can do, repeat what I said, stop talking, set timers, say how long timers have left "
+              "and cancel timers.")
+ECHO_RATIOS_DB = [-6, 0, 6, 12, 18]
+
+
+class CpuSampler(threading.Thread):
+    """(wall, this process's CPU seconds, the whole machine's busy CPU seconds) once a second."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float, float]] = []
+        self.stop_ = threading.Event()
+
+    @staticmethod
+    def _machine() -> float:
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            return float("nan")
+
+    def run(self) -> None:
+        while not self.stop_.is_set():
+            self.samples.append((time.time(), time.process_time(), self._machine()))
+            self.stop_.wait(1.0)
+
+    def between(self, a: float, b: float) -> tuple[float, float]:
+        """(% of one core used by this process, cores used by everything else) between walls a and b."""
+        inside = [x for x in self.samples if a <= x[0] <= b]
+        (w0, c0, m0), (w1, c1, m1) = inside[0], inside[-1]
+        return 100.0 * (c1 - c0) / (w1 - w0), ((m1 - m0) - (c1 - c0)) / (w1 - w0)
+
+
+def run_pipeline(wav: Path, engine, wake: dict) -> tuple[list, float, float, CpuSampler]:
+    """One real-time pass of a file through the assistant's pipeline; (events, wall0, duration)."""
+    from assistant import config as config_mod
+    from assistant.capture import FileSource
+    from assistant.listen import build
+
+    class TimedSource(FileSource):
+        wall0 = 0.0
+
+        def _play(self, block: int) -> None:
+            self.wall0 = time.time()  # FileSource's t0: block k is due at t0 + its last sample
+            super()._play(block)
+
+    cfg = config_mod.from_dict({"wake": {"ack_sound": None, **wake}, "speaker": {"engine": "none"},
+                                "intents": {"paths": [str(ROOT / "intents")]}})
+    source = TimedSource(wav)
+    events: list = []
+    pipeline = build(cfg, source, lambda c: engine, [events.append], "assistant")
+    sampler = CpuSampler()
+    sampler.start()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # speaker engine none prints its replies
+            pipeline.run()
+    finally:
+        sampler.stop_.set()
+        sampler.join()
+        pipeline.close()
+    return events, source.wall0, source.duration, sampler
+
+
+def pipeline_bench(sp: Path, waiting16: np.ndarray, waiting_s: float) -> dict:
+    from assistant import events as ev
+    from assistant.__main__ import load_engine
+    from assistant import config as config_mod
+
+    engine = load_engine(config_mod.Config())
+    engine.warm_up()
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "waiting.wav"
+        sf.write(str(wav), waiting16[: int(waiting_s * SR)], SR)
+        for label, wake in (("hotword okay_nabu", {"word": "okay_nabu"}), ("always listening", {"word": "none"})):
+            events, wall0, duration, sampler = run_pipeline(wav, engine, wake)
+            cpu, others = sampler.between(wall0 + 1.0, wall0 + duration)
+            count = lambda kind: sum(isinstance(e, kind) for e in events)  # noqa: E731
+            out[label] = {"cpu_pct_one_core": round(cpu, 2), "others_cores": round(others, 2),
+                          "audio_s": duration, "wakes": count(ev.Wake), "speech_starts": count(ev.SpeechStarted),
+                          "finals": count(ev.Final), "intents": count(ev.Intent)}
+        hw = out["hotword okay_nabu"]
+        hw["false_wakes_per_hour"] = hw["wakes"] / (hw["audio_s"] / 3600)
+
+        # latency and misses: real "alexa" speakers in real time
+        fridge = load(sp / "noise" / "fridge.wav")
+        parts, ends, spans, pos = [], [], [], 0.0
+        for path in sorted((sp / "wakeword" / "alexa").glob("*.flac")):
+            clip = load(path)
+            clip = 0.5 * clip / float(np.abs(clip).max())
+            parts += [np.zeros(SR, np.float32), clip, np.zeros(int(2.5 * SR), np.float32)]
+            ends.append((path.stem, pos + 1.0 + speech_bounds(clip)[1]))
+            spans.append((pos + 1.0, pos + 1.0 + len(clip) / SR))
+            pos += 3.5 + len(clip) / SR
+        stream = np.concatenate(parts)
+        stream = mix(stream, NoiseTape([fridge]).take(len(stream)), 40.0)
+        wav = Path(tmp) / "alexa.wav"
+        sf.write(str(wav), to_int16(stream), SR)
+        events, wall0, _, _ = run_pipeline(wav, engine, {"word": "alexa", "listen_timeout_s": 1.0})
+    rows = []
+    for (name, end), (a, b) in zip(ends, spans):
+        wake = next((e for e in events if isinstance(e, ev.Wake) and a < e.t < b + 0.5), None)
+        if wake is None:
+            rows.append({"clip": name, "woke": False})
+            continue
+        k = events.index(wake)
+        listening = next(e for e in events[k:] if isinstance(e, ev.State) and e.state == "listening")
+        rows.append({"clip": name, "woke": True, "score": wake.score,
+                     "latency_s": round(listening.wall - (wall0 + end), 3),
+                     "detector_lag_s": round(wake.t - end, 3),
+                     "pipeline_s": round(listening.wall - (wall0 + wake.t), 3)})
+    hit = [r for r in rows if r["woke"]]
+
+    def stats(key: str) -> dict:
+        v = [r[key] for r in hit]
+        return {"median": float(np.median(v)), "min": float(min(v)), "max": float(max(v))} if v else {}
+
+    out["alexa real speakers"] = {"n": len(rows), "missed": len(rows) - len(hit),
+                                  "miss_rate": (len(rows) - len(hit)) / len(rows),
+                                  "missed_names": [r["clip"] for r in rows if not r["woke"]],
+                                  "wakes": sum(isinstance(e, ev.Wake) for e in events),
+                                  "wake_to_listening_s": stats("latency_s"), "detector_lag_s": stats("detector_lag_s"),
+                                  "pipeline_s": stats("pipeline_s"), "trials": rows}
+    return out
+
+
+def barge_in_margin(sp: Path) -> dict:
+    """Detector only: real "alexa" said over the assistant's own long reply."""
+    reply = espeak(HELP_REPLY, "en-us", 175)
+    if reply is None:
+        return {}
+    det = WakeDetector("alexa")
+    clips = [load(p) for p in sorted((sp / "wakeword" / "alexa").glob("*.flac"))]
+    out = {}
+    for ratio in ECHO_RATIOS_DB:
+        woke = n = 0
+        for clip in clips:
+            for at in (2.0, 5.0, 8.0):
+                start = int(at * SR)
+                echo = reply[start - SR:start + len(clip) + SR].copy()
+                gain = np.sqrt(active_power(echo) / active_power(clip) * 10 ** (ratio / 10))
+                echo[SR:SR + len(clip)] += gain * clip
+                x = np.concatenate([reply[:start - SR], echo])
+                det.reset()
+                woke += bool(replay(det.scores(to_int16(x)), det.cutoff))
+                n += 1
+        out[f"{ratio:+d} dB"] = {"n": n, "woke": woke, "rate": woke / n}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--speech", type=Path, default=Path(os.environ.get("SPEECH_DIR", "/work/shared/speech")))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "wake.json")
+    ap.add_argument("--waiting-s", type=float, default=300.0,
+                    help="seconds of the waiting stream played through the pipeline, per mode (real time)")
+    ap.add_argument("--no-pipeline", action="store_true", help="the detector alone (about a minute)")
     args = ap.parse_args()
     sp = args.speech
     t0 = time.perf_counter()
@@ -360,7 +542,6 @@ def main() -> None:
             "sweep": sweep,
         }
         det.close()
-    results["elapsed_s"] = time.perf_counter() - t0
 
     # --- report
     print(f"negatives: {hours * 60:.1f} min ({neg_speech_s:.0f} s of speech x3 [clean, 10 dB, 5 dB]"
@@ -400,6 +581,26 @@ def main() -> None:
                   f"(DETECTION_LAG_S: {r['lag_in_wake_py']:.2f})")
         for where in r["at_default"]["false_wakes_at"]:
             print(f"  false wake: {where}")
+    # --- through the pipeline
+    results["barge_in_margin"] = barge_in_margin(sp)
+    print("\nbarge-in (detector): real \"alexa\" over the assistant's own reply, wake-to-echo ratio: woke")
+    print("  " + "  ".join(f"{k}: {v['woke']}/{v['n']}" for k, v in results["barge_in_margin"].items()))
+    if not args.no_pipeline:
+        results["pipeline"] = p = pipeline_bench(sp, waiting16, args.waiting_s)
+        hw, ax = p["hotword okay_nabu"], p["alexa real speakers"]
+        print(f"\npipeline, {hw['audio_s']:.0f} s of speech and noise in real time (goal: waiting <= 2 % of a core)")
+        print(f"{'mode':18} {'CPU %':>6} {'others':>7} {'wakes':>5} {'speech':>6} {'finals':>6}")
+        for label in ("hotword okay_nabu", "always listening"):
+            r = p[label]
+            print(f"{label:18} {r['cpu_pct_one_core']:6.2f} {r['others_cores']:6.2f}c {r['wakes']:5d} "
+                  f"{r['speech_starts']:6d} {r['finals']:6d}")
+        print(f"false wakes through the pipeline: {hw['wakes']} in {hw['audio_s'] / 60:.0f} min "
+              f"= {hw['false_wakes_per_hour']:.1f}/h")
+        lat, lag, own = ax["wake_to_listening_s"], ax["detector_lag_s"], ax["pipeline_s"]
+        print(f"alexa, 10 real speakers in real time: missed {ax['missed']}/{ax['n']} {ax['missed_names']}; "
+              f"wake-to-listening median {lat['median']:.3f} s ({lat['min']:.3f}..{lat['max']:.3f}) = detector lag "
+              f"{lag['median']:.3f} + pipeline {own['median']:.3f} ({own['min']:.3f}..{own['max']:.3f})")
+    results["elapsed_s"] = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.out} ({results['elapsed_s']:.0f} s)")
