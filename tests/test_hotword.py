@@ -361,8 +361,10 @@ def test_real_people_saying_alexa_wake_it_through_input(tmp_path):
 
 @pytest.mark.parametrize("word", ["alexa", "okay_nabu"])
 def test_near_misses_and_read_speech_in_noise_never_wake(word, tmp_path):
-    """6 people saying "computer" and 14 LJSpeech sentences, each in real cafe / traffic noise at
-    10 dB SNR: no wake, and so no VAD and no whisper at all."""
+    """6 people saying "computer" and 32 LJSpeech sentences (3.7 min), each in real cafe noise at
+    10 dB SNR: no wake, and so no VAD and no whisper at all. (The benchmark plays 22.5 min of
+    such audio, clean, at 10 dB and at 5 dB: alexa woke twice there, on LJ001-0026 at 10 and 5 dB
+    with other noise; see README.)"""
     clips = sorted((WAKEWORD / "computer").glob("*.flac")) + sorted((WAKEWORD / "ljspeech").glob("*.flac"))
     clips += sorted((WAKEWORD.parent / "speech").glob("LJ001-000*.wav"))
     parts = [0.5]
@@ -370,7 +372,7 @@ def test_near_misses_and_read_speech_in_noise_never_wake(word, tmp_path):
         parts += [load(clip), 0.5]
     wav = scene(tmp_path / "negatives.wav", *parts, noise="cafe", snr_db=10.0)
     a = Hot("--mode", "transcribe", "--wake-word", word, "--input", wav, "--fast").finish()
-    assert soundfile.info(wav).duration > 80
+    assert soundfile.info(wav).duration > 3.5 * 60
     assert a.of("wake") == [] and a.states() == ["waiting"]
     assert a.of("speech_start") == [] and a.of("partial") == [] and a.of("final") == []
 
