@@ -55,7 +55,8 @@ class _Job:
 
 class Decoder(threading.Thread):
     """The one thread that calls whisper. Finals never wait for a partial: a partial is only
-    submitted when the decoder is idle, and aborts as soon as a final job arrives."""
+    submitted when the decoder is idle, and aborts as soon as a final job arrives. Nor for a
+    speculation that turned out wrong: it aborts when speech resumes or the final's audio differs."""
 
     def __init__(self, engine, emit: Callable[[ev.Event], None], prompt: Optional[str] = None,
                  clean: Callable[[str], str] = lambda text: text):
@@ -67,14 +68,14 @@ class Decoder(threading.Thread):
         self.jobs: "queue.Queue[_Job]" = queue.Queue(maxsize=8)
         self._final_waiting = threading.Event()
         self._stopping = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
         self._speculative = None  # (utterance, n_samples, transcript)
+        self._wanted = None  # (utterance, n_samples) the speculation in hand is still good for
         self._partials: dict = {}
 
     @property
     def idle(self) -> bool:
-        return self._idle.is_set() and self.jobs.empty()
+        """No job queued or running (a job taken from the queue counts until it is done)."""
+        return self.jobs.unfinished_tasks == 0
 
     def partial(self, utterance: int, audio: np.ndarray, t: float) -> bool:
         if not self.idle:
@@ -86,9 +87,15 @@ class Decoder(threading.Thread):
             return False
 
     def speculate(self, utterance: int, audio: np.ndarray) -> None:
+        self._wanted = (utterance, len(audio))
         self._put(_Job("speculative", utterance, audio))
 
+    def unspeculate(self) -> None:
+        """Speech resumed after the pause a speculation was started in: it is of no use."""
+        self._wanted = None
+
     def final(self, utterance: int, end: SpeechEnd, end_wall: float, t: Optional[float] = None) -> None:
+        self._wanted = (utterance, len(end.audio))  # a speculation on exactly this audio goes on
         self._final_waiting.set()
         t = end.detected_at if t is None else t
         self._put(_Job("final", utterance, end.audio, end=end, end_wall=end_wall, t=t))
@@ -115,7 +122,6 @@ class Decoder(threading.Thread):
             job = self.jobs.get()
             if job.kind == "stop":
                 return
-            self._idle.clear()
             try:
                 if job.kind == "partial":
                     if self._final_waiting.is_set():
@@ -129,8 +135,13 @@ class Decoder(threading.Thread):
                         text, stable = self._partials.setdefault(job.utterance, PartialText()).update(heard)
                         self.emit(ev.Partial(t=job.t, text=text, stable=stable))
                 elif job.kind == "speculative":
+                    wanted = (job.utterance, len(job.audio))
+                    if self._wanted != wanted:
+                        continue
                     try:
-                        result = self.engine.transcribe_command(job.audio, prompt=self.prompt, abort=self._stopping.is_set)
+                        result = self.engine.transcribe_command(
+                            job.audio, prompt=self.prompt,
+                            abort=lambda: self._stopping.is_set() or self._wanted != wanted)
                     except Aborted:
                         continue
                     self._speculative = (job.utterance, len(job.audio), result)
@@ -154,7 +165,7 @@ class Decoder(threading.Thread):
                 log.exception("decode failed")
                 self.emit(ev.Error(t=job.t, message=f"transcription failed: {e}"))
             finally:
-                self._idle.set()
+                self.jobs.task_done()
 
 
 class Listener(threading.Thread):
@@ -252,6 +263,8 @@ class Listener(threading.Thread):
             self.decoder.speculate(self.utterance, self.seg.current_audio())
             self._speculated = True
         elif silence < tail_s:
+            if self._speculated:
+                self.decoder.unspeculate()
             self._speculated = False
             if self.partials and self.seg.t >= self._next_partial:
                 if self.decoder.partial(self.utterance, self.seg.current_audio(), self._t(self.seg.t)):

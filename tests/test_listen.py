@@ -130,3 +130,112 @@ def test_sigint_while_listening_stops_within_a_second(pulse_audio):
     assert a.proc.returncode == 0, a.proc.stderr.read()
     print(f"SIGINT to exit: {took:.3f} s")
     assert took < 1.0
+
+
+# --- the decoder thread: never idle while a job is in hand, never held up by a wrong guess --------
+
+
+class CountingEngine:
+    """The real engine, with a record of each call's outcome (text or "aborted")."""
+
+    def __init__(self, engine):
+        self.engine, self.calls = engine, []
+
+    def transcribe_command(self, audio, **kw):
+        from assistant.whisper import Aborted
+
+        start = time.monotonic()
+        try:
+            result = self.engine.transcribe_command(audio, **kw)
+        except Aborted:
+            self.calls.append(("aborted", len(audio), time.monotonic() - start))
+            raise
+        self.calls.append((result.text, len(audio), time.monotonic() - start))
+        return result
+
+
+def long_speech() -> np.ndarray:
+    """25 s of real speech (LJSpeech), int16."""
+    audio = np.concatenate([load_audio(c) for c in sorted(SPEECH.glob("LJ001-000*.wav"))])
+    return (audio[: 25 * SAMPLE_RATE] * 32767).astype(np.int16)
+
+
+def test_decoder_is_not_idle_while_a_job_is_in_hand():
+    """Pipeline._done() asks decoder.idle: a job taken from the queue but not finished is work."""
+    from asr import engine
+    from assistant.listen import Decoder
+
+    d = Decoder(engine(), lambda e: None)
+    assert d.idle
+    assert d.partial(1, long_speech()[:SAMPLE_RATE], 1.0)
+    d.jobs.get()  # what the decoder thread does first; it is busy from here to task_done()
+    assert not d.idle
+    d.jobs.task_done()
+    assert d.idle
+
+
+def test_a_wrong_speculation_is_aborted_and_the_final_does_not_wait_for_it():
+    """A speculation on 25 s of speech, then a final on different audio: the speculation is
+    aborted, and the final comes before the speculation alone would have finished. (whisper.cpp
+    asks its abort callback only once the encoder has run: 0.7 s for 25 s of audio here, ~0.1 s
+    for a 3 s command; the decoding after it is what the abort saves.)"""
+    from asr import engine
+    from assistant.listen import Decoder
+    from assistant.vad import SpeechEnd
+    from assistant import events as ev
+
+    counting = CountingEngine(engine())
+    finals = []
+    d = Decoder(counting, lambda e: finals.append((time.monotonic(), e)) if isinstance(e, ev.Final) else None)
+    d.start()
+    try:
+        speech = long_speech()
+        short = speech[: 2 * SAMPLE_RATE]
+        start = time.monotonic()
+        engine().transcribe_command(speech)
+        whole = time.monotonic() - start  # what the final would wait for without the abort
+        d.speculate(1, speech)
+        time.sleep(0.1)  # the speculation is under way
+        put = time.monotonic()
+        d.final(1, SpeechEnd(t=2.0, audio=short, start=0.0, detected_at=2.5), time.time())
+        deadline = time.monotonic() + 30
+        while not finals and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert finals, counting.calls
+        took = finals[0][0] - put
+        assert counting.calls[0][0] == "aborted", counting.calls
+        assert counting.calls[1][1] == len(short)
+        own = counting.calls[1][2]
+        print(f"speculation aborted after {counting.calls[0][2]:.2f} s of {whole:.2f}; "
+              f"final in {took:.2f} s (its own decode {own:.2f} s)")
+        assert took < whole - 0.1 + own
+    finally:
+        d.stop()
+        d.join(5)
+
+
+def test_speech_resuming_drops_a_speculation_and_a_matching_final_reuses_it():
+    from asr import engine
+    from assistant.listen import Decoder
+    from assistant.vad import SpeechEnd
+    from assistant import events as ev
+
+    counting = CountingEngine(engine())
+    finals = []
+    d = Decoder(counting, lambda e: finals.append(e) if isinstance(e, ev.Final) else None)
+    d.start()
+    try:
+        speech = long_speech()
+        d.speculate(1, speech)
+        time.sleep(0.1)
+        d.unspeculate()  # the person went on speaking
+        d.speculate(2, speech[: 2 * SAMPLE_RATE])  # a later pause; the utterance ends there
+        d.final(2, SpeechEnd(t=2.0, audio=speech[: 2 * SAMPLE_RATE], start=0.0, detected_at=2.5), time.time())
+        deadline = time.monotonic() + 30
+        while not finals and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert finals and finals[0].text, counting.calls
+        assert [c[0] == "aborted" for c in counting.calls] == [True, False], counting.calls  # one decode, reused
+    finally:
+        d.stop()
+        d.join(5)
