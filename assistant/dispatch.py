@@ -52,6 +52,8 @@ from .normalize import Normalized, is_number, normalize_template, normalize_toke
 
 _LOGGER = logging.getLogger(__name__)
 
+SLOT_SIMILARITY = 0.7  # fuzzy matching, a list value: "pastor" is pasta (0.73), "out" is not workout (0.6)
+
 __all__ = ["Dispatcher", "Match", "Result", "Reply", "Context", "run_command"]
 
 
@@ -113,8 +115,8 @@ class Dispatcher:
             if self._handler(name) is None:
                 _LOGGER.warning("intent '%s' has no handler, command or reply", name)
         self.context = Context(config=self.config)
-        self._fuzzy: Optional[_FuzzyIndex] = None
-        self._fuzzy_lock = threading.Lock()
+        # Built now, not on the first near-miss: it takes ~0.1 s, which a reply should not wait for.
+        self._fuzzy = _FuzzyIndex(self.intents)
 
     @classmethod
     def from_config(cls, config: Union[Config, IntentsConfig, None] = None) -> "Dispatcher":
@@ -128,7 +130,7 @@ class Dispatcher:
 
     def match(self, text: str) -> Optional[Match]:
         """The intent of a transcript, or None when nothing is close enough."""
-        full = normalize_tokens(text)
+        full = _said_once(normalize_tokens(text))
         if not full.tokens:
             return None
         # Some templates keep words normalize() strips ("can you hear me"): try both.
@@ -161,9 +163,6 @@ class Dispatcher:
         return Match(result.intent.name, slots, confidence, norm.text, template, fuzzy)
 
     def _fuzzy_match(self, norm: Normalized) -> Optional[Match]:
-        with self._fuzzy_lock:
-            if self._fuzzy is None:
-                self._fuzzy = _FuzzyIndex(self.intents)
         words = [t.text for t in norm.tokens]
         ranked = self._fuzzy.search(words)
         if not ranked:
@@ -571,13 +570,28 @@ def _is_empty(expr: Expression) -> bool:
     return False
 
 
+def _said_once(norm: Normalized) -> Normalized:
+    """ "Help. Help." / "what time is it what time is it": a command said twice (or heard twice,
+    a whisper loop) is the command once."""
+    n = len(norm.tokens)
+    words = [t.text for t in norm.tokens]
+    if n >= 2 and n % 2 == 0 and words[: n // 2] == words[n // 2:]:
+        return Normalized(norm.raw, norm.tokens[: n // 2])
+    return norm
+
+
+@lru_cache(maxsize=65536)
+def _similarity(a: str, b: str) -> float:
+    return SequenceMatcher(None, a, b).ratio()
+
+
 @lru_cache(maxsize=65536)
 def _word_cost(a: str, b: str) -> float:
     """0 for the same word, small for a near miss ("minute"/"minutes", "time"/"timer"),
     1.5 for another word (more than leaving one out and adding another)."""
     if a == b:
         return 0.0
-    ratio = SequenceMatcher(None, a, b).ratio()
+    ratio = _similarity(a, b)
     return 1.0 - ratio if ratio >= 0.6 else 1.5
 
 
@@ -594,7 +608,10 @@ def _slot_cost(spoken: Sequence[str], raw: Sequence[str], slot: _Slot) -> Tuple[
         return 1.5, None
     best, text = float("inf"), None
     for value, shown in zip(slot.values, slot.texts):
-        if len(value) == len(spoken):
+        # A list value must be nearly what was said: at the word cost's
+        # looser 0.6, "cancel out timers" became the "workout" timer.
+        if len(value) == len(spoken) and all(a == b or _similarity(a, b) >= SLOT_SIMILARITY
+                                             for a, b in zip(spoken, value)):
             cost = sum(_word_cost(a, b) for a, b in zip(spoken, value))
             if cost < best:
                 best, text = cost, shown

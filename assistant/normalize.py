@@ -239,6 +239,18 @@ def _numbers(tokens: List[Token]) -> List[Token]:
             value, j = parsed
             out.append(Token(value, tokens[i].start, tokens[j - 1].end))
             i = j
+    return _join_split_tens(out)
+
+
+def _join_split_tens(tokens: List[Token]) -> List[Token]:
+    """Whisper sometimes writes "eighty one" as "80 1": a round ten followed by one digit is one number."""
+    out: List[Token] = []
+    for t in tokens:
+        prev = out[-1] if out else None
+        if prev is not None and re.fullmatch(r"[2-9]0", prev.text) and re.fullmatch(r"[1-9]", t.text):
+            out[-1] = Token(str(int(prev.text) + int(t.text)), prev.start, t.end)
+        else:
+            out.append(t)
     return out
 
 

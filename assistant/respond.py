@@ -16,6 +16,7 @@ from . import events as ev
 from .dispatch import Dispatcher
 from .intent_pack import Context
 from .timers import done_text
+from .whisper import heard_nothing
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ class Responder(threading.Thread):
                 self._handled()
 
     def _respond(self, final: ev.Final) -> None:
-        if not final.text.strip():
+        if heard_nothing(final.text):  # "you", "Thank you." from a cough or noise: no "sorry ..."
+            log.info("not answering %r: whisper's text for non-speech", final.text)
             return
         end_wall = final.wall - final.latency_ms / 1000
         result = self.dispatcher.handle(final.text, self.context)

@@ -31,6 +31,18 @@ AUDIO_CTX_STEP = 256
 TOKENS_PER_SECOND = 8  # fast speech is ~4 words, ~6 tokens a second: more is a loop
 
 
+# What whisper (tiny.en above all) writes for noise, a breath or a cough: its training data's
+# subtitle habits. As a whole utterance it is not speech to answer.
+NO_SPEECH = frozenset({"you", "thank you", "thanks", "thank you very much", "thanks for watching",
+                       "thank you for watching", "bye", "okay", "oh", "um", "uh", "hmm", "so"})
+
+
+def heard_nothing(text: str) -> bool:
+    """True for an empty transcript or one of whisper's stock outputs for non-speech."""
+    words = re.sub(r"[^a-z' ]+", " ", text.lower()).split()
+    return " ".join(words) in NO_SPEECH or not words
+
+
 @dataclass(frozen=True)
 class Segment:
     start: float  # seconds

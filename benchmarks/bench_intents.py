@@ -984,6 +984,7 @@ def main() -> int:
     parser.add_argument("--mute-fix", action="store_true",
                         help="experiment: the real-time pass with the proposed VAD fix monkeypatched in (digital "
                              "silence from the half-duplex mute does not lower the Segmenter's background level)")
+    parser.add_argument("--model", help="asr.model for this run: a name or a ggml file (default: config.yaml's)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     for tool in ("espeak-ng",) + (() if args.no_pipeline else ("pactl", "parecord")):
@@ -993,6 +994,8 @@ def main() -> int:
     config = config_mod.load()
     if args.threads:
         config.asr.threads = args.threads
+    if args.model:
+        config.asr.model = args.model
     engine = Engine.from_config(config.asr, resolve(config.asr.model))
     engine.warm_up()
     dispatcher = Dispatcher.from_config(config)

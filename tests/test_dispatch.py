@@ -77,6 +77,8 @@ def ctx():
     ("I didn't catch that.", "i did not catch that"),
     ("Set a 5 min timer", "set a 5 minutes timer"),
     ("[BLANK_AUDIO]", ""),
+    ("Divide 80 1 by 9.", "divide 81 by 9"),  # whisper's split "eighty one"
+    ("what is 80 plus 1", "what is 80 plus 1"),
     ("(music) Stop!", "stop"),
     ("five six", "5 6"),
 ])
@@ -788,3 +790,21 @@ def test_readme_mentions_every_builtin(dispatcher):
     text = README.read_text()
     for name in dispatcher.intents.intents:
         assert f"`{name}`" in text
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("Help. Help.", "Help"),
+    ("What time is it? What time is it?", "GetTime"),
+    ("stop stop", "Stop"),
+])
+def test_a_command_said_twice_is_the_command(dispatcher, text, intent):
+    match = dispatcher.match(text)
+    assert match is not None and match.intent == intent and match.confidence == 1.0
+
+
+def test_a_timer_name_must_be_nearly_what_was_said(dispatcher):
+    """Fuzzy matching forgives "minute"/"minutes" but must not turn "out" into the "workout" timer."""
+    match = dispatcher.match("cancel out timers")
+    assert match is None or match.slots.get("name") != "workout", match
+    match = dispatcher.match("cancel the pastas timer")
+    assert match is not None and match.intent == "TimerCancel" and match.slots.get("name") == "pasta", match

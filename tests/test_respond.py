@@ -73,3 +73,14 @@ def test_unknown_speech_and_a_failing_handler_are_answered(responder, tmp_path):
     r.submit(final("What is two plus two?"))
     assert wait(lambda: len([e for e in events if isinstance(e, ev.Reply)]) == 3)
     assert "4" in [e for e in events if isinstance(e, ev.Reply)][-1].text
+
+
+def test_whispers_text_for_noise_is_not_answered(responder):
+    """tiny.en writes "you" or "Thank you." for a cough or a burst of noise: no intent, no apology."""
+    r, speaker, events = responder
+    for text in ("you", " Thank you.", "Bye!"):  # the queue holds 4
+        r.submit(final(text))
+    r.submit(final("What is two plus two?"))
+    assert wait(lambda: any(isinstance(e, ev.Reply) for e in events))
+    assert [e.name for e in events if isinstance(e, ev.Intent)] == ["Calculate"]
+    assert [e.text for e in events if isinstance(e, ev.Reply)] == ["2 plus 2 is 4."]
