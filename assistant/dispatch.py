@@ -240,27 +240,46 @@ class Dispatcher:
 
     # -- vocabulary ----------------------------------------------------------------------------
 
-    def vocabulary_prompt(self, max_chars: int = 200) -> str:
-        """A short whisper initial prompt naming the words the intents expect:
-        list values (timer names, command names...). Lists with `vocabulary: false`
-        are left out. "" when IntentsConfig.vocabulary_prompt is off."""
+    def vocabulary_prompt(self, max_chars: int = 224) -> str:
+        """A short whisper initial prompt with the words the intents expect, in sentences:
+        for each list (timer names, command names...) its `prompt:` sentences if the list has
+        them, then "Timer names: pasta, eggs, ...". Lists with `vocabulary: false` are left out.
+        "" when IntentsConfig.vocabulary_prompt is off.
+
+        Sentences, not a bare list of words: a bare list made tiny.en continue it on short audio
+        ("Serta, tea, coffee, pizza") and pull other words toward it (benchmarks/README-intents.md)."""
         if not self.config.vocabulary_prompt:
             return ""
-        words: Dict[str, str] = {}
-        for body in (self.data.get("lists") or {}).values():
+        prompt = ""
+
+        def add(text: str) -> bool:
+            nonlocal prompt
+            longer = f"{prompt} {text}".strip()
+            if len(longer) > max_chars:
+                return False
+            prompt = longer
+            return True
+
+        for name, body in (self.data.get("lists") or {}).items():
             if body.get("vocabulary", True) is False:
                 continue
+            words: Dict[str, str] = {}
             for value in body.get("values") or []:
                 text = value if isinstance(value, str) else value.get("out")
                 if isinstance(text, str) and text.strip() and not re.search(r"[(){}\[\]<>|]", text):
                     words.setdefault(text.strip().casefold(), text.strip())
-        prompt = ""
-        for word in words.values():
-            nxt = f"{prompt}, {word}" if prompt else word[:1].upper() + word[1:]
-            if len(nxt) + 1 > max_chars:
-                break
-            prompt = nxt
-        return prompt + "." if prompt else ""
+            if not words:
+                continue
+            examples = body.get("prompt") or []
+            for sentence in [examples] if isinstance(examples, str) else examples:
+                add(str(sentence).strip())
+            label = name.replace("_", " ").strip().capitalize()
+            label = label if label.endswith("s") else label + "s"
+            values = list(words.values())
+            for n in range(len(values), 0, -1):  # as many values as fit
+                if add(f"{label}: {', '.join(values[:n])}."):
+                    break
+        return prompt
 
     def close(self) -> None:
         """Stop the default context's timer thread."""

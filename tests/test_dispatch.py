@@ -430,7 +430,9 @@ def test_help_lists_the_intents(dispatcher, ctx):
 
 def test_vocabulary_prompt(dispatcher):
     prompt = dispatcher.vocabulary_prompt()
-    assert prompt.startswith("Pasta, eggs") and "show_args" in prompt and len(prompt) <= 200
+    assert prompt.startswith("Set a pasta timer. Cancel the tea timer. Timer names: pasta, eggs, tea,")
+    assert prompt.endswith(" Commands: echo, backup, show_args.") and len(prompt) <= 224
+    assert len(Dispatcher([load_pack(INTENTS)], config()).vocabulary_prompt(max_chars=60)) <= 60
     assert "(a|an)" not in prompt and "+" not in prompt  # lists marked vocabulary: false
     assert Dispatcher([load_pack(INTENTS)], config(vocabulary_prompt=False)).vocabulary_prompt() == ""
 
