@@ -83,6 +83,9 @@ def normalize_tokens(text: str, strip_polite: bool = True) -> Normalized:
     tokens = _numbers(tokens)
     tokens = _symbols(tokens)
     tokens = [Token(ALIASES.get(t.text, t.text), t.start, t.end) for t in tokens]
+    # "a hour": whisper's (and people's) article before "hour"; templates say "an hour".
+    tokens = [Token("an", t.start, t.end) if t.text == "a" and nxt.text in ("hour", "hours") else t
+              for t, nxt in zip(tokens, tokens[1:] + [Token("", 0, 0)])]
     if strip_polite:
         tokens = _strip_phrases(tokens)
     return Normalized(text, tuple(tokens))

@@ -78,6 +78,7 @@ def ctx():
     ("Set a 5 min timer", "set a 5 minutes timer"),
     ("[BLANK_AUDIO]", ""),
     ("Divide 80 1 by 9.", "divide 81 by 9"),  # whisper's split "eighty one"
+    ("Set a timer for a hour and a half.", "set a timer for an hour and a half"),
     ("what is 80 plus 1", "what is 80 plus 1"),
     ("(music) Stop!", "stop"),
     ("five six", "5 6"),
