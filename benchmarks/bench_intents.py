@@ -453,7 +453,7 @@ def classify(u: Utt, r: dict, dispatcher: Dispatcher, oracle: Dict[str, bool]) -
 
 
 def offline_pass(args, engine: Engine, dispatcher: Dispatcher, synth: Synth, noises, config) -> List[Utt]:
-    prompt = dispatcher.vocabulary_prompt() or None
+    prompt = (args.prompt if args.prompt is not None else dispatcher.vocabulary_prompt()) or None
     rng = np.random.default_rng(1234)
     noise_names = list(noises)
     voices = VOICES if not args.quick else [VOICES[0], VOICES[2]]
@@ -609,7 +609,9 @@ def realtime_pass(args, engine: Engine, config, synth: Synth, tmp: Path) -> dict
     for text, vi, reply in items:
         clip = synth.say(VOICES[vi], text)
         on, off = speech_bounds(clip)
-        gap = max(2.5, 1.5 + reply_seconds(reply, tmp) + 0.3 + 1.2)
+        # x1.4: the simulation runs in no time, so its timers say "8 minutes left" where the real
+        # run, minutes later, says "7 minutes and 43 seconds left" (two commands were lost to it).
+        gap = max(2.5, 1.5 + 1.4 * reply_seconds(reply, tmp) + 0.3 + 1.2)
         plan.append({"text": text, "voice": VOICES[vi][0], "start": (pos / SAMPLE_RATE) + on,
                      "end": (pos / SAMPLE_RATE) + off, "gap_s": round(gap, 2),
                      "expected": list(expected.get(text, (None, {})))})
@@ -984,6 +986,7 @@ def main() -> int:
     parser.add_argument("--mute-fix", action="store_true",
                         help="experiment: the real-time pass with the proposed VAD fix monkeypatched in (digital "
                              "silence from the half-duplex mute does not lower the Segmenter's background level)")
+    parser.add_argument("--prompt", help="experiment: this whisper prompt instead of Dispatcher.vocabulary_prompt()")
     parser.add_argument("--model", help="asr.model for this run: a name or a ggml file (default: config.yaml's)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -999,7 +1002,7 @@ def main() -> int:
     engine = Engine.from_config(config.asr, resolve(config.asr.model))
     engine.warm_up()
     dispatcher = Dispatcher.from_config(config)
-    prompt = dispatcher.vocabulary_prompt()
+    prompt = args.prompt if args.prompt is not None else dispatcher.vocabulary_prompt()
     oracle = {t: same(matched(dispatcher, t), (i, s)) for t, i, s in SENTENCES}
     oracle.update({t: dispatcher.match(t) is None for t in OOD_SENTENCES})
     noises = load_noises()
