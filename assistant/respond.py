@@ -14,7 +14,6 @@ from typing import Callable, Optional
 
 from . import events as ev
 from .dispatch import Dispatcher
-from .intent_pack import Context
 from .timers import done_text
 from .whisper import heard_nothing
 

@@ -137,7 +137,7 @@ def main() -> int:
     results["long_audio_s"] = round(duration, 1)
 
     print(f"\nShort commands ({len(clips)} real clips, median of per-clip medians over {args.repeats} runs)")
-    print(f"| system | median ms | p95 ms | x full window | WER |\n|---|---|---|---|---|")
+    print("| system | median ms | p95 ms | x full window | WER |\n|---|---|---|---|---|")
     for name, r in results["short"].items():
         print(f"| {name} | {r['median_ms']} | {r['p95_ms']} | {r['vs_full_window']} | {r['wer']:.3f} |")
     print(f"\nLong form ({duration / 60:.1f} min, LJSpeech LJ001-0001..0032)")

@@ -6,8 +6,8 @@ intent -> spoken reply through the real real-time pipeline.
 
 Prints markdown tables and writes benchmarks/results/intents.json. A full run is ~10 minutes of
 CPU (2 decoder threads): 10-13 minutes of wall time on this 2-core machine shared with other work
-(load average 3-4), --quick about 3. With --only-pipeline [--mute-fix] only the real-time pass
-runs, and its result is merged into the JSON (realtime / realtime_mute_fix).
+(load average 3-4), --quick about 3. With --only-pipeline only the real-time pass runs, and its
+result is merged into the JSON (key realtime). --model, --prompt: experiments (README-intents.md).
 
 Commands (SENTENCES below): 45 sentences for the built-in intents (time, date, weekday, timers
 started / checked / cancelled, with names and durations in words, arithmetic, repeat, stop, help),
@@ -517,21 +517,6 @@ def handle_latency(dispatcher: Dispatcher, utts: List[Utt]) -> List[float]:
 
 # --- the real-time pass ------------------------------------------------------------------------
 
-def patch_mute_floor():
-    """The fix proposed in the README, for an experiment only: a frame of digital silence (what
-    the listener feeds while the assistant speaks) is not speech and says nothing about the
-    background level, so the Segmenter leaves its floor alone. Returns the undo."""
-    original = Segmenter._classify
-
-    def _classify(self):
-        if not self._frame.any():
-            return False, 0.0
-        return original(self)
-
-    Segmenter._classify = _classify
-    return lambda: setattr(Segmenter, "_classify", original)
-
-
 class _Sink:
     def __init__(self):
         self.events: List[ev.Event] = []
@@ -981,11 +966,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="decoder threads (default: asr.threads from config.yaml)")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the real-time pass")
     parser.add_argument("--only-pipeline", action="store_true",
-                        help="only the real-time pass; its result is merged into --out (key realtime, or "
-                             "realtime_mute_fix with --mute-fix)")
-    parser.add_argument("--mute-fix", action="store_true",
-                        help="experiment: the real-time pass with the proposed VAD fix monkeypatched in (digital "
-                             "silence from the half-duplex mute does not lower the Segmenter's background level)")
+                        help="only the real-time pass; its result is merged into --out (key realtime)")
     parser.add_argument("--prompt", help="experiment: this whisper prompt instead of Dispatcher.vocabulary_prompt()")
     parser.add_argument("--model", help="asr.model for this run: a name or a ggml file (default: config.yaml's)")
     parser.add_argument("--out", default=str(OUT))
@@ -1011,15 +992,10 @@ def main() -> int:
         synth = Synth(tmp)
         realtime = None
         if not args.no_pipeline:
-            undo = patch_mute_floor() if args.mute_fix else None
-            try:
-                realtime = realtime_pass(args, engine, config, synth, tmp)
-            finally:
-                if undo:
-                    undo()
+            realtime = realtime_pass(args, engine, config, synth, tmp)
         if args.only_pipeline:
-            key = "realtime_mute_fix" if args.mute_fix else "realtime"
-            rt_lines, rt = realtime_report(realtime, "with the mute fix" if args.mute_fix else "shipped code")
+            key = "realtime"
+            rt_lines, rt = realtime_report(realtime, "shipped code")
             print("\n".join(rt_lines))
             out = Path(args.out)
             result = json.loads(out.read_text()) if out.exists() else {}

@@ -62,7 +62,7 @@ def heard(audio: np.ndarray) -> str:
 
 def start_assistant(pulse_audio, *args):
     a = Assistant("--events", "jsonl", *args, env=pulse_audio.env())
-    assert a.wait_for(lambda ev: any(e["type"] == "listening" for e in ev), 120), a.proc.stderr.read()
+    assert a.wait_for(lambda ev: any(e["type"] == "listening" for e in ev), 120), a.stderr()
     time.sleep(0.5)
     return a
 
@@ -82,7 +82,7 @@ def test_what_time_is_it_is_answered_aloud_with_the_hour(pulse_audio, loopback, 
     finally:
         answer = rec.stop()
         a.interrupt()
-    assert a.proc.returncode == 0, a.proc.stderr.read()
+    assert a.proc.returncode == 0, a.stderr()
     intents = a.of("intent")
     assert [i["name"] for i in intents] == ["GetTime"], a.story()  # one command, one answer, no echo
     reply = a.of("reply")[0]

@@ -10,11 +10,8 @@ its answers recorded from the virtual speaker.
 from __future__ import annotations
 
 import datetime
-import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -23,13 +20,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr import ROOT, engine, run_cli
+from asr import engine, run_cli
 from assistant import config as config_mod
 from assistant import events as ev
 from assistant.hotword import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Hotword,
                                PushToTalk, Ring, beep, check_config, strip_wake_word)
 from assistant.wer import normalize, number_words
 from test_assistant_e2e import Recorder
+from test_listen import Assistant
 from test_wake import DATA as WAKEWORD, SR, espeak, load, speech_bounds, with_noise
 
 BLOCK = 480  # 30 ms
@@ -249,42 +247,16 @@ def test_push_to_talk_reader_presses_on_enter_and_stops_at_once():
 # --- the assistant, fed by files and by the virtual microphone --------------------------------------
 
 
-class Hot:
-    """`python -m assistant --events jsonl ...` in a subprocess: events read as they come, Enter
-    sent on its standard input."""
+class Hot(Assistant):
+    """`python -m assistant --events jsonl ...` with Enter sent on its standard input."""
 
     def __init__(self, *args, env=None):
-        self.proc = subprocess.Popen([sys.executable, "-m", "assistant", "--events", "jsonl", *args], cwd=ROOT,
-                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.events, self.stderr = [], []
-        self._threads = [threading.Thread(target=self._read, daemon=True),
-                         threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True)]
-        for t in self._threads:
-            t.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.events.append(json.loads(line))
-
-    def wait_for(self, predicate, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.events):
-                return True
-            if self.proc.poll() is not None:
-                self._threads[0].join(2)
-                return predicate(self.events)
-            time.sleep(0.05)
-        return False
+        super().__init__("--events", "jsonl", *args, env=env, stdin=subprocess.PIPE)
 
     def started(self, timeout=120):
-        assert self.wait_for(lambda evs: any(e["type"] == "state" for e in evs), timeout), "".join(self.stderr)
+        assert self.wait_for(lambda evs: any(e["type"] == "state" for e in evs), timeout), self.stderr()
         time.sleep(0.3)
         return self
-
-    def of(self, kind):
-        return [e for e in self.events if e["type"] == kind]
 
     def states(self):
         return [e["state"] for e in self.of("state")]
@@ -296,17 +268,13 @@ class Hot:
     def finish(self, timeout=120):
         """For --input: the process ends by itself at the end of the file."""
         self.proc.wait(timeout=timeout)
-        self._threads[0].join(2)
-        assert self.proc.returncode == 0, "".join(self.stderr)
+        self._reader.join(2)
+        assert self.proc.returncode == 0, self.stderr()
         return self
 
     def interrupt(self) -> float:
-        start = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=10)
-        took = time.monotonic() - start
-        self._threads[0].join(2)
-        assert self.proc.returncode == 0, "".join(self.stderr)
+        took = super().interrupt()
+        assert self.proc.returncode == 0, self.stderr()
         assert took < 1.0, f"SIGINT took {took:.2f} s to stop every thread"
         return took
 

@@ -33,18 +33,26 @@ def noisy_utterances(path, clips=CLIPS, snr_db=15.0, gap_s=1.5):
 
 
 class Assistant:
-    """`python -m assistant` in a subprocess, its JSON events read as they come."""
+    """`python -m assistant` in a subprocess, its JSON events and its stderr read as they come."""
 
-    def __init__(self, *args, env=None):
-        self.proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, env=env,
+    def __init__(self, *args, env=None, stdin=None):
+        self.proc = subprocess.Popen([sys.executable, "-m", "assistant", *args], cwd=ROOT, env=env, stdin=stdin,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.events = []
+        self.events, self._stderr = [], []
         self._reader = threading.Thread(target=self._read, daemon=True)
+        self._errors = threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True)
         self._reader.start()
+        self._errors.start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.events.append(json.loads(line))
+
+    def stderr(self) -> str:
+        """What it wrote to stderr so far (all of it once it has exited)."""
+        if self.proc.poll() is not None:
+            self._errors.join(2)
+        return "".join(self._stderr)
 
     def wait_for(self, predicate, timeout):
         deadline = time.monotonic() + timeout
@@ -70,21 +78,23 @@ class Assistant:
         start = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=10)
-        return time.monotonic() - start
+        took = time.monotonic() - start
+        self._reader.join(2)
+        return took
 
 
 def test_microphone_to_final_text_through_pulseaudio(pulse_audio, tmp_path):
     wav = noisy_utterances(tmp_path / "three.wav")
     a = Assistant("--mode", "transcribe", "--events", "jsonl", env=pulse_audio.env())
     try:
-        assert a.wait_for(lambda ev: any(e["type"] == "listening" for e in ev), 120), a.proc.stderr.read()
+        assert a.wait_for(lambda ev: any(e["type"] == "listening" for e in ev), 120), a.stderr()
         time.sleep(0.5)
         pulse_audio.play(wav).wait(timeout=60)
         assert a.wait_for(lambda ev: sum(e["type"] == "final" for e in ev) >= len(CLIPS), 30)
         time.sleep(1.0)  # nothing more should come from the trailing noise
     finally:
         stopped_in = a.interrupt()
-    err = a.proc.stderr.read()
+    err = a.stderr()
     assert a.proc.returncode == 0, err
     assert stopped_in < 1.0, f"SIGINT took {stopped_in:.2f} s to stop every thread"
 
@@ -127,7 +137,7 @@ def test_sigint_while_listening_stops_within_a_second(pulse_audio):
     assert a.wait_for(lambda ev: any(e["type"] == "listening" for e in ev), 120)
     time.sleep(1.0)
     took = a.interrupt()
-    assert a.proc.returncode == 0, a.proc.stderr.read()
+    assert a.proc.returncode == 0, a.stderr()
     print(f"SIGINT to exit: {took:.3f} s")
     assert took < 1.0
 
