@@ -89,6 +89,7 @@ class WakeConfig:
     listen_timeout_s: float = 5.0
     follow_up_s: float = 0.0
     ack_sound: Optional[str] = "beep"
+    verify: list = field(default_factory=lambda: ["alexa"])  # words whisper double-checks
 
 
 @dataclass

@@ -11,7 +11,9 @@
   pipeline then costs 1.7 % of one core, against 107 % always listening to the same 5 minutes of
   speech in noise (benchmarks/results/wake.json, pipeline). The last RING_S seconds are kept, so
   a command said in the same breath starts where the wake word ended (Wake.end), not where it
-  was detected.
+  was detected. For the words in wake.verify a detection is a candidate: whisper transcribes
+  the 1.5 s before it (the decoder thread, while the listener waits) and only a text with the
+  word wakes (assistant/wake.py, SPELLINGS); not over a reply, where the echo drowns the word.
 - listening: the Segmenter starts afresh on the audio from Wake.end (Enter: from the press),
   primed with the quietest stretch heard before it, so its background level is the room's and
   not the command's first syllable. An utterance that ends within RESIDUE_S of the detection is
@@ -49,7 +51,7 @@ import numpy as np
 
 from . import events as ev
 from .config import Config, WakeConfig, check
-from .wake import WAKE_WORDS
+from .wake import VERIFY_WINDOW_S, WAKE_WORDS, heard_wake_word
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ BARGE_IN_ECHO_S = 0.1
 # 0.18-0.24 s after it. A thin margin: a quicker one-word command would be taken for a tail.
 RESIDUE_S = 0.15
 POLL_S = 0.1  # push-to-talk: how often the stdin reader checks for stop()
+CHECK_TIMEOUT_S = 5.0  # the longest the listener waits for whisper's second opinion
 
 # The words of each wake phrase: whisper sometimes hears the end of the wake word at the start of
 # the command (Wake.end is an estimate), and a leading run of these is never part of a command.
@@ -93,6 +96,8 @@ def check_config(config: Config) -> None:
     check(w.refractory_s >= 0, config, "wake.refractory_s", "must be >= 0")
     check(w.listen_timeout_s > 0, config, "wake.listen_timeout_s", "must be > 0")
     check(w.follow_up_s >= 0, config, "wake.follow_up_s", "must be >= 0 (0 = no follow-up window)")
+    for word in w.verify:
+        check(word in WAKE_WORDS, config, "wake.verify", f"lists {word!r}, not a wake word ({', '.join(WAKE_WORDS)})")
     sound = w.ack_sound
     check(sound in (None, "beep") or Path(str(sound)).expanduser().is_file(), config, "wake.ack_sound",
           f"must be beep, null or a WAV file; {sound!r} is not a file")
@@ -164,11 +169,14 @@ class Hotword:
 
     detector: an assistant.wake.WakeDetector, or None for push-to-talk only. speaker: the
     Speaker (is_busy, speaking, muted, stop), or None in transcribe mode. chime: plays the
-    acknowledgement, or None. emit: where Wake and State events go.
+    acknowledgement, or None. emit: where Wake and State events go. transcribe(audio, done):
+    has whisper transcribe audio and calls done(text) from its own thread (Decoder.check); for
+    the words in config.verify a detection wakes only once whisper has heard the word in it.
     """
 
     def __init__(self, config: WakeConfig, detector, emit: Callable[[ev.Event], None], speaker=None,
-                 chime: Optional["Chime"] = None, frame_len: int = 480):
+                 chime: Optional["Chime"] = None, frame_len: int = 480,
+                 transcribe: Optional[Callable[[np.ndarray, Callable[[str], None]], None]] = None):
         self.config = config
         self.detector = detector
         self.emit = emit
@@ -184,6 +192,7 @@ class Hotword:
         self._wake_t = float("-inf")  # stream seconds of the last detection
         self._handled = threading.Event()
         self._pressed = threading.Event()
+        self.transcribe = transcribe
 
     @property
     def t(self) -> float:
@@ -210,6 +219,11 @@ class Hotword:
         (None: the VAD is off)."""
         self.ring.push(block)
         wake = self.detector.process(block) if self.detector is not None else None
+        if (wake is not None and self.transcribe is not None and wake.word in self.config.verify
+                and not (self.speaker is not None and self.speaker.is_busy())):
+            # Not over a reply (barge-in): whisper hears the reply's echo as much as the word, and
+            # the reply must stop at once (measured: 1 confirmation of 5 lost, and a later stop).
+            wake = self._confirmed(wake)
         pressed = self._pressed.is_set()
         if pressed:
             self._pressed.clear()
@@ -248,6 +262,22 @@ class Hotword:
         return self.state == WAITING
 
     # -- inside ----------------------------------------------------------------------------------
+
+    def _confirmed(self, wake):
+        """The wake if whisper hears the word in its audio, else None (logged). The listener waits
+        for whisper (0.1-0.4 s; the capture queue holds 15 s), so a file run with --fast gives what
+        a real-time one does, and the command still starts at wake.end."""
+        verdict: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+        self.transcribe(self.ring.since(round((wake.t - VERIFY_WINDOW_S) * SAMPLE_RATE)), verdict.put)
+        try:
+            text = verdict.get(timeout=CHECK_TIMEOUT_S)
+        except queue.Empty:
+            log.warning("%s: whisper did not check the wake word within %.0f s; ignored", wake.word, CHECK_TIMEOUT_S)
+            return None
+        if heard_wake_word(wake.word, text):
+            return wake
+        log.info("%s at %.2f s (score %.2f) not confirmed: whisper heard %r", wake.word, wake.t, wake.score, text)
+        return None
 
     def _open(self, wake) -> ForVad:
         sp = self.speaker

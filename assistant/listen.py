@@ -51,6 +51,7 @@ class _Job:
     end: Optional[SpeechEnd] = None
     end_wall: float = 0.0
     t: float = 0.0
+    done: Optional[Callable[[str], None]] = None  # check: gets the text
 
 
 class Decoder(threading.Thread):
@@ -100,6 +101,11 @@ class Decoder(threading.Thread):
         t = end.detected_at if t is None else t
         self._put(_Job("final", utterance, end.audio, end=end, end_wall=end_wall, t=t))
 
+    def check(self, audio: np.ndarray, done: Callable[[str], None]) -> None:
+        """Transcribe audio for another stage (the wake word's second opinion); done(text) is
+        called from this thread."""
+        self._put(_Job("check", -1, audio, done=done))
+
     def stop(self) -> None:
         self._stopping.set()
         self._put(_Job("stop", -1))
@@ -134,6 +140,14 @@ class Decoder(threading.Thread):
                     if heard:
                         text, stable = self._partials.setdefault(job.utterance, PartialText()).update(heard)
                         self.emit(ev.Partial(t=job.t, text=text, stable=stable))
+                elif job.kind == "check":
+                    text = ""
+                    try:
+                        text = self.engine.transcribe_command(job.audio, abort=self._stopping.is_set).text
+                    except Aborted:
+                        return
+                    finally:
+                        job.done(text)
                 elif job.kind == "speculative":
                     wanted = (job.utterance, len(job.audio))
                     if self._wanted != wanted:
@@ -473,7 +487,7 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
         pipeline.responder = Responder(dispatcher, speaker, pipeline.emit)
     if hotword:
         pipeline.use_hotword(Hotword(config.wake, detector, pipeline.emit, speaker, chime,
-                                     pipeline.listener.seg.frame_len))
+                                     pipeline.listener.seg.frame_len, transcribe=pipeline.decoder.check))
         if push_to_talk:
             pipeline.push_to_talk = PushToTalk(pipeline.hotword.press)
     return pipeline

@@ -76,7 +76,8 @@ import soxr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.wake import DEFAULT_CUTOFFS, DETECTION_LAG_S, WAKE_WORDS, Gate, WakeDetector  # noqa: E402
+from assistant.wake import (DEFAULT_CUTOFFS, DETECTION_LAG_S, VERIFY_WINDOW_S, WAKE_WORDS, Gate,  # noqa: E402
+                            WakeDetector, heard_wake_word)
 
 SR = 16000
 FRAME = 160
@@ -235,6 +236,40 @@ def positives_summary(trials: list[Trial], tr: list[np.ndarray], cutoff: float) 
             "missed_names": misses,
             "latency_s": ({"median": float(np.median(lat)), "min": float(min(lat)),
                            "max": float(max(lat))} if lat else None)}
+
+
+def second_opinion(engine, word: str, neg: np.ndarray, neg_trace: np.ndarray, mine: list, cutoff: float,
+                   labels: list) -> dict:
+    """WakeConfig.verify measured: every detection at `cutoff` (false wakes in the negatives, first
+    hits in each positive trial) is transcribed by whisper over VERIFY_WINDOW_S before it, as
+    assistant/hotword.py does; it counts only if heard_wake_word()."""
+    def heard(audio: np.ndarray, t: float) -> tuple[bool, str]:
+        text = engine.transcribe_command(audio[max(0, int((t - VERIFY_WINDOW_S) * SR)):int(t * SR)]).text
+        return heard_wake_word(word, text), text
+
+    false = []
+    for t in replay(neg_trace, cutoff):
+        ok, text = heard(neg, t)
+        where = next(name for start, name in reversed(labels) if start <= t)
+        false.append({"at": f"{t:.2f} s: {where}", "whisper": text, "confirmed": ok})
+    positives = {}
+    for ps, trs in mine:
+        for cond, tr in trs.items():
+            woke = confirmed = 0
+            refused = []
+            for trial, trace in zip(ps.conditions[cond], tr):
+                hits = replay(trace, cutoff)
+                if not hits:
+                    continue
+                woke += 1
+                ok, text = heard(trial.audio, hits[0])
+                confirmed += ok
+                if not ok:
+                    refused.append(f"{trial.name}: {text!r}")
+            positives[f"{'real' if ps.real else 'synthetic'} {ps.label} {cond}"] = {
+                "n": len(ps.conditions[cond]), "woke": woke, "confirmed": confirmed, "refused": refused}
+    return {"false_wakes": len(false), "false_wakes_confirmed": sum(f["confirmed"] for f in false),
+            "false": false, "positives": positives}
 
 
 def _miss(p: dict | None) -> str:
@@ -501,6 +536,11 @@ def main() -> None:
         "negative_files": [str(p.relative_to(sp)) for p in neg_files],
         "words": {},
     }
+    from assistant import config as config_mod
+    from assistant.__main__ import load_engine
+
+    engine = load_engine(config_mod.Config())
+    engine.warm_up()
     block = int(0.03 * SR)
     for word in WAKE_WORDS:
         det = WakeDetector(word)
@@ -540,6 +580,7 @@ def main() -> None:
             "cpu_pct_one_core": cpu,
             "at_default": next(r for r in sweep if abs(r["cutoff"] - default) < 1e-9),
             "sweep": sweep,
+            "second_opinion": second_opinion(engine, word, negatives16, neg_trace, mine, default, labels),
         }
         det.close()
 
@@ -581,6 +622,14 @@ def main() -> None:
                   f"(DETECTION_LAG_S: {r['lag_in_wake_py']:.2f})")
         for where in r["at_default"]["false_wakes_at"]:
             print(f"  false wake: {where}")
+    print("\nwhisper's second opinion (wake.verify) at the default cutoffs: a detection counts only if "
+          "tiny.en hears the word in the 1.5 s before it")
+    for word, r in results["words"].items():
+        so = r["second_opinion"]
+        print(f"{word:11} false wakes {so['false_wakes']} -> {so['false_wakes_confirmed']} confirmed "
+              + "; ".join(f"[{f['whisper']!r}]" for f in so["false"]))
+        for key, v in so["positives"].items():
+            print(f"  {key:40} woke {v['woke']:2d}/{v['n']:2d}, confirmed {v['confirmed']:2d}")
     # --- through the pipeline
     results["barge_in_margin"] = barge_in_margin(sp)
     print("\nbarge-in (detector): real \"alexa\" over the assistant's own reply, wake-to-echo ratio: woke")

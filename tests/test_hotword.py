@@ -221,12 +221,20 @@ def test_beep_is_short_and_soft():
 def test_bad_wake_settings_name_the_key(tmp_path):
     for values, key in [({"word": "hey_siri"}, "wake.word"), ({"sensitivity": {"alexa": 1.5}}, "wake.sensitivity.alexa"),
                         ({"sensitivity": {"computer": 0.5}}, "wake.sensitivity.computer"),
-                        ({"listen_timeout_s": 0}, "wake.listen_timeout_s"),
+                        ({"listen_timeout_s": 0}, "wake.listen_timeout_s"), ({"verify": ["siri"]}, "wake.verify"),
                         ({"ack_sound": str(tmp_path / "none.wav")}, "wake.ack_sound")]:
         with pytest.raises(config_mod.ConfigError, match=key.replace(".", r"\.")):
             check_config(config_mod.from_dict({"wake": values}))
     r = run_cli("--wake-word", "hey_siri", "--input", str(WAKEWORD / "noise" / "cafe.flac"))
     assert r.returncode == 2 and "okay_nabu" in r.stderr
+
+
+def test_heard_wake_word_takes_near_spellings_only():
+    from assistant.wake import heard_wake_word
+
+    assert heard_wake_word("alexa", "Alexa.") and heard_wake_word("alexa", "Hey, Alexia, what time is it?")
+    assert not heard_wake_word("alexa", "The Neplu Ultra") and not heard_wake_word("alexa", "When they flew all track")
+    assert heard_wake_word("hey_jarvis", "Hey, Jarvis.") and not heard_wake_word("okay_nabu", "Okay, not move.")
 
 
 def test_push_to_talk_reader_presses_on_enter_and_stops_at_once():
@@ -571,3 +579,18 @@ def test_ack_sound_can_be_a_wav_file(pulse_audio, tmp_path):
         assert player is not None and player.finished.wait(3.0) and not player.was_cut
     finally:
         chime.close()
+
+
+@pytest.mark.parametrize("verify", [[], ["alexa"]])
+def test_whisper_refuses_the_detectors_false_wake(verify, tmp_path):
+    """A sentence the alexa model takes for its word (LJ001-0026, "... the ne-plus-ultra of Gothic
+    type", in traffic noise at 10 dB: score 0.96, the false wake the benchmark found). With the
+    second opinion on (the default for alexa) whisper hears "The Neplu Ultra", and nothing wakes."""
+    wav = scene(tmp_path / "lj26.wav", 0.5, load(WAKEWORD / "ljspeech" / "LJ001-0026.flac"), 1.0,
+                noise="traffic", snr_db=10.0)
+    cfg = config(tmp_path, f"wake:\n  ack_sound: null\n  listen_timeout_s: 1.0\n  verify: {verify}\n")
+    a = Hot("--mode", "transcribe", "--wake-word", "alexa", "--config", cfg, "--input", wav, "--fast").finish()
+    if verify:
+        assert a.of("wake") == [] and a.states() == ["waiting"], a.events
+    else:  # the detector alone: the false wake this guards against
+        assert [w["word"] for w in a.of("wake")] == ["alexa"], a.events
