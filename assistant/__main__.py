@@ -17,6 +17,7 @@ intents with spoken replies.
 
   python -m assistant                      listen to the microphone and answer
   python -m assistant --mode transcribe    only show what it hears
+  python -m assistant --wake-word alexa    wait for "alexa", then take one command
   python -m assistant transcribe FILE      transcribe a file (text, json, srt, vtt)
   python -m assistant models               list models; `models convert CT2_DIR` converts one
   python -m assistant devices              list input devices
