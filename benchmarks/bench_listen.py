@@ -65,6 +65,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import soundfile as sf
 
+from machine import busy_cpu_seconds  # benchmarks/machine.py
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -356,19 +358,9 @@ class Sampler(threading.Thread):
         self.samples: List[tuple] = []
         self.stop_ = threading.Event()
 
-    @staticmethod
-    def _busy() -> float:
-        """Seconds of CPU used by everything on the machine (all cores), from /proc/stat."""
-        try:
-            with open("/proc/stat") as f:
-                v = [int(x) for x in f.readline().split()[1:]]
-            return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            return float("nan")
-
     def run(self):
         while not self.stop_.is_set():
-            self.samples.append((time.time(), time.process_time(), self.proc.memory_info().rss, self._busy()))
+            self.samples.append((time.time(), time.process_time(), self.proc.memory_info().rss, busy_cpu_seconds()))
             self.stop_.wait(0.2)
 
     def others(self, a: float, b: float) -> Optional[float]:

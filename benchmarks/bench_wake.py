@@ -73,6 +73,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from machine import busy_cpu_seconds  # benchmarks/machine.py
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -322,18 +324,9 @@ class CpuSampler(threading.Thread):
         self.samples: list[tuple[float, float, float]] = []
         self.stop_ = threading.Event()
 
-    @staticmethod
-    def _machine() -> float:
-        try:
-            with open("/proc/stat") as f:
-                v = [int(x) for x in f.readline().split()[1:]]
-            return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            return float("nan")
-
     def run(self) -> None:
         while not self.stop_.is_set():
-            self.samples.append((time.time(), time.process_time(), self._machine()))
+            self.samples.append((time.time(), time.process_time(), busy_cpu_seconds()))
             self.stop_.wait(1.0)
 
     def between(self, a: float, b: float) -> tuple[float, float]:
