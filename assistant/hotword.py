@@ -8,7 +8,7 @@
     '------------ nobody spoke within follow_up_s, or follow_up_s = 0 ----------------------'
 
 - waiting: each microphone block goes to the wake detector only: no VAD, no whisper. The whole
-  pipeline then costs 1.7 % of one core, against 107 % always listening to the same 5 minutes of
+  pipeline then costs 1.8 % of one core, against 108 % always listening to the same 5 minutes of
   speech in noise (benchmarks/results/wake.json, pipeline). The last RING_S seconds are kept, so
   a command said in the same breath starts where the wake word ended (Wake.end), not where it
   was detected. For the words in wake.verify a detection is a candidate: whisper transcribes

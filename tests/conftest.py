@@ -18,4 +18,9 @@ def pulse_audio():
         pulse.ensure()
     except pulse.PulseError as e:
         pytest.fail(str(e), pytrace=False)
-    yield pulse
+    client = pulse.hold()  # keeps the daemon from quitting while idle between tests
+    try:
+        yield pulse
+    finally:
+        client.terminate()
+        client.wait(5)

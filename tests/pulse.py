@@ -63,6 +63,14 @@ def ensure() -> None:
     _refresh_portaudio()
 
 
+def hold() -> subprocess.Popen:
+    """A client that stays connected (`pactl subscribe`) until terminated: the daemon quits
+    EXIT_IDLE_S after its last client leaves, and a test session can go longer than that between
+    tests that use it (CI once lost it that way halfway through)."""
+    return subprocess.Popen(["pactl", "subscribe"], env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def play(path: os.PathLike | str, device: str = MIC_SINK) -> subprocess.Popen:
     """Start playing a sound file into a sink (by default: into the microphone); returns the process."""
     return subprocess.Popen(
