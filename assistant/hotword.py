@@ -220,7 +220,7 @@ class Hotword:
         self.ring.push(block)
         wake = self.detector.process(block) if self.detector is not None else None
         if (wake is not None and self.transcribe is not None and wake.word in self.config.verify
-                and not (self.speaker is not None and self.speaker.is_busy())):
+                and self.state != TRANSCRIBING and not (self.speaker is not None and self.speaker.is_busy())):
             # Not over a reply (barge-in): whisper hears the reply's echo as much as the word, and
             # the reply must stop at once (measured: 1 confirmation of 5 lost, and a later stop).
             wake = self._confirmed(wake)
@@ -265,7 +265,7 @@ class Hotword:
 
     def _confirmed(self, wake):
         """The wake if whisper hears the word in its audio, else None (logged). The listener waits
-        for whisper (0.1-0.4 s; the capture queue holds 15 s), so a file run with --fast gives what
+        for whisper (0.4-0.55 s in the pipeline; the capture queue holds 15 s), so a file run with --fast gives what
         a real-time one does, and the command still starts at wake.end."""
         verdict: "queue.SimpleQueue[str]" = queue.SimpleQueue()
         self.transcribe(self.ring.since(round((wake.t - VERIFY_WINDOW_S) * SAMPLE_RATE)), verdict.put)
