@@ -968,6 +968,7 @@ def main() -> int:
     parser.add_argument("--only-pipeline", action="store_true",
                         help="only the real-time pass; its result is merged into --out (key realtime)")
     parser.add_argument("--prompt", help="experiment: this whisper prompt instead of Dispatcher.vocabulary_prompt()")
+    parser.add_argument("--config", help="experiment: this config file instead of config.yaml")
     parser.add_argument("--model", help="asr.model for this run: a name or a ggml file (default: config.yaml's)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -975,7 +976,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed: apt-get install espeak-ng pulseaudio-utils")
     t0 = time.perf_counter()
-    config = config_mod.load()
+    config = config_mod.load(args.config) if args.config else config_mod.load()
     if args.threads:
         config.asr.threads = args.threads
     if args.model:

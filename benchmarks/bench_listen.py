@@ -751,10 +751,11 @@ def main() -> int:
                         help="seconds of the idle-CPU phase before the speech (default 30; 10 with --quick)")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--keep", metavar="DIR", help="keep the generated stream WAVs here")
+    parser.add_argument("--config", help="experiment: this config file instead of config.yaml")
     args = parser.parse_args()
     t_begin = time.time()
 
-    config = config_mod.load()
+    config = config_mod.load(args.config) if args.config else config_mod.load()
     if args.threads is not None:
         config.asr.threads = args.threads
     engine = Engine.from_config(config.asr, resolve(config.asr.model))
