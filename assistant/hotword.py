@@ -265,8 +265,8 @@ class Hotword:
 
     def _confirmed(self, wake):
         """The wake if whisper hears the word in its audio, else None (logged). The listener waits
-        for whisper (0.4-0.55 s in the pipeline; the capture queue holds 15 s), so a file run with --fast gives what
-        a real-time one does, and the command still starts at wake.end."""
+        for whisper (0.4-0.55 s in the pipeline; the capture queue holds 15 s), so a file run with
+        --fast gives what a real-time one does, and the command still starts at wake.end."""
         verdict: "queue.SimpleQueue[str]" = queue.SimpleQueue()
         self.transcribe(self.ring.since(round((wake.t - VERIFY_WINDOW_S) * SAMPLE_RATE)), verdict.put)
         try:

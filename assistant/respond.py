@@ -28,8 +28,8 @@ class Responder(threading.Thread):
         self.speaker = speaker
         self.emit = emit
         self.on_handled = on_handled  # after each final: intent run, reply queued (hotword mode)
+        # unfinished_tasks counts a final from submit() until it is handled, the one in hand too
         self.finals: "queue.Queue[Optional[ev.Final]]" = queue.Queue(maxsize=4)
-        self._unhandled = 0  # finals submitted and not yet handled (the queue alone misses the one in hand)
         self.context = dispatcher.context
         self.context.speak = self.say
         self.context.intents = dict(dispatcher.descriptions)
@@ -40,14 +40,12 @@ class Responder(threading.Thread):
 
     @property
     def busy(self) -> bool:
-        return self._unhandled > 0 or self.speaker.is_busy()
+        return self.finals.unfinished_tasks > 0 or self.speaker.is_busy()
 
     def submit(self, final: ev.Final) -> None:
-        with self._lock:
-            self._unhandled += 1
         try:
             self.finals.put_nowait(final)
-        except queue.Full:  # the person talks faster than handlers answer: keep the newest
+        except queue.Full:  # the person talks faster than handlers answer: this one is dropped
             log.warning("responder queue full; dropped %r", final.text)
             self._handled()
 
@@ -81,6 +79,7 @@ class Responder(threading.Thread):
             try:
                 self._respond(final)
             finally:
+                self.finals.task_done()
                 self._handled()
 
     def _respond(self, final: ev.Final) -> None:
@@ -98,7 +97,5 @@ class Responder(threading.Thread):
             self.say(result.reply, end_wall, final.t)
 
     def _handled(self) -> None:
-        with self._lock:
-            self._unhandled -= 1
         if self.on_handled is not None:
             self.on_handled()

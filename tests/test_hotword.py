@@ -538,14 +538,10 @@ def test_config_reaches_the_detector_and_the_console_shows_the_states(tmp_path):
     from assistant.capture import FileSource
     from assistant.listen import build
 
-    class NoEngine:
-        def warm_up(self):
-            pass
-
     wav = scene(tmp_path / "one.wav", 0.5, person("82"), 2.0)
     cfg = config_mod.from_dict({"wake": {"word": "alexa", "sensitivity": {"alexa": 0.95, "okay_nabu": 0.5},
                                          "refractory_s": 3.0, "ack_sound": None}})
-    pipeline = build(cfg, FileSource(wav), lambda c: NoEngine(), [], "transcribe")
+    pipeline = build(cfg, FileSource(wav), lambda c: engine(), [], "transcribe")  # the real, shared model
     try:
         detector = pipeline.hotword.detector
         assert (detector.word, detector.cutoff, detector.gate.refractory_s) == ("alexa", 0.95, 3.0)
