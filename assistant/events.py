@@ -70,6 +70,9 @@ class Final(Event):
     latency_ms: float = 0.0  # from the VAD's end-of-speech decision (after the hangover) to this event
     audio_ctx: int = 0  # whisper encoder window used (frames of 20 ms)
     decode_ms: float = 0.0  # time spent in whisper itself
+    # decoded held to the intents' grammar: what that cost in nats (the text is the grammar's
+    # up to asr.grammar_max_forced, else a free decode's); None: not held to a grammar
+    forced: Optional[float] = None
 
 
 @dataclass

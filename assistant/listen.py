@@ -60,11 +60,12 @@ class Decoder(threading.Thread):
     speculation that turned out wrong: it aborts when speech resumes or the final's audio differs."""
 
     def __init__(self, engine, emit: Callable[[ev.Event], None], prompt: Optional[str] = None,
-                 clean: Callable[[str], str] = lambda text: text):
+                 clean: Callable[[str], str] = lambda text: text, constrained: bool = False):
         super().__init__(name="decoder", daemon=True)
         self.engine = engine
         self.emit = emit
         self.prompt = prompt
+        self.constrained = constrained  # finals held to the intents' grammar (Engine.use_grammar)
         self.clean = clean  # hotword mode: a wake word whisper heard at the start is no part of the command
         self.jobs: "queue.Queue[_Job]" = queue.Queue(maxsize=8)
         self._final_waiting = threading.Event()
@@ -154,7 +155,7 @@ class Decoder(threading.Thread):
                         continue
                     try:
                         result = self.engine.transcribe_command(
-                            job.audio, prompt=self.prompt,
+                            job.audio, prompt=self.prompt, constrained=self.constrained,
                             abort=lambda: self._stopping.is_set() or self._wanted != wanted)
                     except Aborted:
                         continue
@@ -168,13 +169,15 @@ class Decoder(threading.Thread):
                     else:
                         try:
                             result = self.engine.transcribe_command(job.audio, prompt=self.prompt,
+                                                                    constrained=self.constrained,
                                                                     abort=self._stopping.is_set)
                         except Aborted:
                             return
                     self._speculative = None
                     latency = (time.time() - job.end_wall) * 1000
                     self.emit(ev.Final(t=job.t, text=self.clean(result.text), latency_ms=round(latency, 1),
-                                       audio_ctx=result.audio_ctx, decode_ms=round(result.decode_ms, 1)))
+                                       audio_ctx=result.audio_ctx, decode_ms=round(result.decode_ms, 1),
+                                       forced=result.forced))
             except Exception as e:  # noqa: BLE001 - one bad decode must not stop listening
                 log.exception("decode failed")
                 self.emit(ev.Error(t=job.t, message=f"transcription failed: {e}"))
@@ -354,7 +357,7 @@ class Pipeline:
 
     def __init__(self, source, engine, config, sinks: List[Callable[[ev.Event], None]],
                  prompt: Optional[str] = None, muted: Callable[[], bool] = lambda: False,
-                 responder=None):
+                 responder=None, constrained: bool = False):
         self.source = source
         self.sinks = sinks
         self.responder = responder  # assistant mode: finals go on to intents and replies
@@ -362,7 +365,7 @@ class Pipeline:
         self.push_to_talk = None  # a hotword.PushToTalk thread
         self.closing: List[Callable[[], None]] = []  # what close() releases (speaker, chime, ...)
         self.events: "queue.Queue[ev.Event]" = queue.Queue(maxsize=EVENTS_QUEUE)
-        self.decoder = Decoder(engine, self.emit, prompt)
+        self.decoder = Decoder(engine, self.emit, prompt, constrained=constrained)
         self.listener = Listener(source, Segmenter(config.vad), self.decoder, self.emit,
                                  config.partials.interval_s, config.partials.enabled, muted)
 
@@ -475,11 +478,16 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
                 log.warning("no acknowledgement sound: %s", e)
         engine = load_engine(config)
         engine.warm_up()
+        if dispatcher is not None and config.asr.grammar:
+            from .grammar import for_dispatcher
+
+            engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced)
     except BaseException:
         for close in reversed(closing):
             close()
         raise
-    pipeline = Pipeline(source, engine, config, sinks, prompt=prompt, muted=muted)
+    pipeline = Pipeline(source, engine, config, sinks, prompt=prompt, muted=muted,
+                        constrained=dispatcher is not None and engine.grammar_ready)
     pipeline.closing = closing
     if dispatcher is not None:
         from .respond import Responder

@@ -57,6 +57,10 @@ class Transcript:
     audio_ctx: int  # encoder frames used (1500 = the full 30 s window)
     decode_ms: float
     duration: float  # seconds of audio
+    # Decoded held to the intents' grammar: what that cost, in nats (grammar.Steer); the text
+    # is the grammar's when this is at most the engine's max_forced, else a free decode's.
+    # None: decoded freely only.
+    forced: Optional[float] = None
 
 
 class Aborted(Exception):
@@ -94,6 +98,8 @@ class Engine:
         self.audio_ctx_margin = audio_ctx_margin
         self.window_s = min(window_s, 30.0)
         self._lock = threading.Lock()
+        self._steering = None  # grammar.Steering, when commands are held to the intents' grammar
+        self._cmodel = None  # the same model through cwhisper, for the steering
         self._model = Model(
             str(self.model_path),
             redirect_whispercpp_logs_to=None,
@@ -120,6 +126,29 @@ class Engine:
         frames = max(self.audio_ctx_floor, -(-frames // AUDIO_CTX_STEP) * AUDIO_CTX_STEP)
         return int(min(FULL_AUDIO_CTX, frames))
 
+    def use_grammar(self, grammar, max_forced: float = 8.0) -> None:
+        """Decode commands held to grammar (a grammar.CommandGrammar) when transcribe_command is
+        asked to (constrained=True); None: free decoding again. Loads the model a second time,
+        through cwhisper: pywhispercpp does not show a logits filter the logits."""
+        steering = None
+        if grammar is not None:
+            from .cwhisper import Context
+            from .grammar import Steering
+
+            with self._lock:
+                if self._cmodel is None:
+                    with _QuietLogs():
+                        self._cmodel = Context(self.model_path)
+                        # the first decode allocates whisper.cpp's buffers: not while a user waits
+                        self._cmodel.decode(np.zeros(SAMPLE_RATE, np.float32), threads=self.threads,
+                                            audio_ctx=self.audio_ctx_for(SAMPLE_RATE), language=self.language)
+                steering = Steering(grammar, self._cmodel.vocabulary(), self._cmodel.eot, max_forced)
+        self._steering = steering
+
+    @property
+    def grammar_ready(self) -> bool:
+        return self._steering is not None
+
     def transcribe_command(
         self,
         audio: np.ndarray,
@@ -127,9 +156,14 @@ class Engine:
         abort: Optional[Callable[[], bool]] = None,
         blocking: bool = True,
         audio_ctx: Optional[int] = None,
+        constrained: bool = False,
     ) -> Optional[Transcript]:
         """Transcribe one short utterance (at most 30 s). With blocking=False, returns None at
-        once when the engine is busy (partials must never delay a final)."""
+        once when the engine is busy (partials must never delay a final).
+
+        constrained=True (and a grammar in use_grammar): decode held to the intents' sentences.
+        Speech that is not a command comes out forced into one at a high cost; above max_forced
+        the audio is decoded again freely and that text is returned."""
         audio = _as_float(audio)[: int(30 * SAMPLE_RATE)]
         ctx = audio_ctx if audio_ctx is not None else self.audio_ctx_for(audio.size)
         if not self._lock.acquire(blocking=blocking):
@@ -141,7 +175,12 @@ class Engine:
             # repeat (measured: lower WER and latency than decoding again); only text that
             # cannot be saved is decoded again in a wider window
             max_tokens = int(TOKENS_PER_SECOND * audio.size / SAMPLE_RATE) + 16
+            text, forced = None, None
+            if constrained and self._steering is not None:
+                text, forced = self._decode_held(audio, ctx, prompt, abort, max_tokens)
             for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
+                if text is not None:  # held to the grammar
+                    break
                 segments = self._decode(_pad(audio), ctx, timestamps=False, prompt=prompt, abort=abort,
                                         max_tokens=max_tokens)
                 text = cut_loop(" ".join(s.text for s in segments), audio.size)
@@ -156,7 +195,23 @@ class Engine:
         duration = audio.size / SAMPLE_RATE
         # without timestamps whisper.cpp's segment times are meaningless: the utterance is the segment
         segments = [Segment(0.0, duration, text)] if text else []
-        return Transcript(text, segments, ctx, decode_ms, duration)
+        return Transcript(text, segments, ctx, decode_ms, duration, forced)
+
+    def _decode_held(self, audio, audio_ctx, prompt, abort, max_tokens) -> tuple:
+        """(text, forced) held to the grammar; text None when forcing cost more than max_forced."""
+        steering = self._steering
+        steer = steering.steer()
+        with _QuietLogs():
+            # stops as soon as the forcing is over the limit: speech that is not a command
+            # otherwise wanders on through the grammar to the token limit
+            decoded = self._cmodel.decode(_pad(audio), threads=self.threads, audio_ctx=audio_ctx,
+                                          language=self.language, prompt=prompt, logits_filter=steer,
+                                          max_tokens=max_tokens,
+                                          abort=lambda: steer.exceeded or (abort is not None and abort()))
+        if decoded is None:  # aborted by the caller, or over the limit
+            return None, (round(steer.cost, 3) if steer.exceeded else None)
+        forced = round(max(0.0, steer.forced(decoded.ids)), 3)
+        return (decoded.text if forced <= steering.max_forced else None), forced
 
     def warm_up(self) -> None:
         """The first decode allocates whisper.cpp's buffers (about a second); do it before a user waits."""

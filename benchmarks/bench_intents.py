@@ -30,8 +30,10 @@ and 1 s after the speech, as it would in a room.
 
 Offline pass, per utterance: the scene is cut by the real Segmenter (config.vad, 30 ms blocks,
 as the live listener does); its utterance audio (pre-roll + speech + tail) goes to
-Engine.transcribe_command twice, with prompt=None and with prompt=Dispatcher.vocabulary_prompt()
-(the live assistant's prompt), in alternating order; each transcript goes to Dispatcher.match.
+Engine.transcribe_command three times, in rotating order: "none" (prompt=None), "prompt"
+(prompt=Dispatcher.vocabulary_prompt(), free decoding) and "grammar" (the same prompt, constrained=True:
+held to the intents' grammar, decoded freely again when that costs more than asr.grammar_max_forced:
+the live assistant's setting); each transcript goes to Dispatcher.match.
 When the VAD does not cut exactly one utterance overlapping the speech, the utterance is counted
 as a VAD miss and decoded from the true bounds (-0.3 s / +0.2 s, like pre-roll / tail) so that the
 ASR + intent numbers stay comparable; the VAD misses are reported separately. Dispatcher.handle
@@ -94,6 +96,7 @@ from assistant import config as config_mod  # noqa: E402
 from assistant import events as ev  # noqa: E402
 from assistant.audio import SAMPLE_RATE, load_audio, resample  # noqa: E402
 from assistant.dispatch import Dispatcher  # noqa: E402
+from assistant.grammar import for_dispatcher  # noqa: E402
 from assistant.intent_pack import Context  # noqa: E402
 from assistant.models import resolve  # noqa: E402
 from assistant.normalize import normalize_tokens  # noqa: E402
@@ -391,18 +394,19 @@ class AttemptLog:
 
 
 def decode_and_match(engine: Engine, dispatcher: Dispatcher, audio: np.ndarray, prompt: Optional[str],
-                     expected: Tuple[Optional[str], Dict[str, Any]], log: Optional[AttemptLog] = None) -> dict:
+                     expected: Tuple[Optional[str], Dict[str, Any]], log: Optional[AttemptLog] = None,
+                     constrained: bool = False) -> dict:
     wall = time.time()
     if log is not None:
         log.take()
-    tr = engine.transcribe_command(audio, prompt=prompt)
+    tr = engine.transcribe_command(audio, prompt=prompt, constrained=constrained)
     attempts = log.take() if log is not None else []
     t0 = time.perf_counter()
     m = dispatcher.match(tr.text)
     match_ms = (time.perf_counter() - t0) * 1000
     got = semantics(m.intent, m.slots) if m else (None, {})
     return {
-        "text": tr.text, "decode_ms": round(tr.decode_ms, 1), "audio_ctx": tr.audio_ctx,
+        "text": tr.text, "decode_ms": round(tr.decode_ms, 1), "audio_ctx": tr.audio_ctx, "forced": tr.forced,
         "match_ms": round(match_ms, 2), "intent": got[0], "slots": got[1],
         "raw_slots": {k: v for k, v in (m.slots.items() if m else [])},
         "confidence": m.confidence if m else 0.0, "fuzzy": bool(m and m.fuzzy),
@@ -474,7 +478,7 @@ def offline_pass(args, engine: Engine, dispatcher: Dispatcher, synth: Synth, noi
     k = 0
     t_start = time.perf_counter()
     log = AttemptLog(engine)
-    total = 2 * len(items)
+    total = 2 * len(items)  # utterances; each decoded three ways
     for idx, (kind, voice, text, intent, slots, clip) in enumerate(items):
         for condition in ("clean", "noise"):
             noise = noise_names[(idx + (idx // max(1, len(sentences)))) % len(noise_names)] if condition == "noise" else ""
@@ -484,11 +488,10 @@ def offline_pass(args, engine: Engine, dispatcher: Dispatcher, synth: Synth, noi
                 audio = x[int((on - 0.3) * SAMPLE_RATE):int((off + 0.2) * SAMPLE_RATE)]
             u = Utt(kind, voice, text, intent, dict(slots), condition, noise, vad,
                     round(len(audio) / SAMPLE_RATE, 2))
-            order = [("none", None), ("prompt", prompt)]
-            if k % 2:
-                order.reverse()
-            for label, p in order:
-                u.runs[label] = decode_and_match(engine, dispatcher, audio, p, (intent, slots), log)
+            order = [("none", None, False), ("prompt", prompt, False), ("grammar", prompt, True)]
+            order = order[k % 3:] + order[:k % 3]  # no run always first or last
+            for label, p, held in order:
+                u.runs[label] = decode_and_match(engine, dispatcher, audio, p, (intent, slots), log, held)
             k += 1
             utts.append(u)
             if k % 50 == 0:
@@ -508,7 +511,7 @@ def handle_latency(dispatcher: Dispatcher, utts: List[Utt]) -> List[float]:
         ctx = Context(config=dispatcher.config)
         try:
             t0 = time.perf_counter()
-            dispatcher.handle(u.runs["prompt"]["text"], ctx)
+            dispatcher.handle(u.runs[SHIPPED]["text"], ctx)
             out.append((time.perf_counter() - t0) * 1000)
         finally:
             ctx.timers.close()
@@ -623,9 +626,12 @@ def realtime_pass(args, engine: Engine, config, synth: Synth, tmp: Path) -> dict
         dispatcher = Dispatcher.from_config(config)
         speaker = Speaker(config.speaker)
         prompt = dispatcher.vocabulary_prompt() or None
+        if config.asr.grammar:
+            engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced)
         source = TimedFileSource(wav, config.audio)
         events = _Sink()
-        pipeline = Pipeline(source, engine, config, [events], prompt=prompt, muted=speaker.muted)
+        pipeline = Pipeline(source, engine, config, [events], prompt=prompt, muted=speaker.muted,
+                            constrained=engine.grammar_ready)
         pipeline.responder = Responder(dispatcher, speaker, pipeline.emit)
         t_run = time.time()
         pipeline.run()
@@ -728,16 +734,21 @@ def pc(n: int, d: int) -> str:
     return f"{100 * n / d:.1f} % ({n}/{d})" if d else "-"
 
 
+RUNS = ("grammar", "prompt", "none")
+SHIPPED = "grammar"  # config.yaml: the prompt, and asr.grammar on
+
+
 def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict], dispatcher: Dispatcher,
               args, engine: Engine, prompt: str, elapsed: float) -> Tuple[str, dict]:
     lines: List[str] = []
     summary: Dict[str, Any] = {}
     voices = list(dict.fromkeys(u.voice for u in utts if u.kind != "real-ood"))
 
-    lines.append("### Intent accuracy (in-domain commands; shipped config = with prompt)\n")
-    lines.append("| voice | condition | n | intent, prompt | intent+slots, prompt | intent, no prompt | "
-                 "intent+slots, no prompt | VAD cut ok |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("### Intent accuracy (in-domain commands; shipped config = grammar: prompt + held to the "
+                 "intents' grammar)\n")
+    lines.append("| voice | condition | n | intent, grammar | intent+slots, grammar | intent, prompt | "
+                 "intent+slots, prompt | intent, no prompt | intent+slots, no prompt | VAD cut ok |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     acc_table = []
     for voice in voices + ["all voices"]:
         for cond in ("clean", "noise"):
@@ -747,7 +758,7 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
                 continue
             row = {"voice": voice, "condition": cond, "n": len(sel)}
             cells = []
-            for run in ("prompt", "none"):
+            for run in RUNS:
                 for key in ("intent_ok", "ok"):
                     n, d = acc(sel, run, key)
                     row[f"{key}_{run}"] = round(n / d, 4)
@@ -762,18 +773,19 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
     summary["accuracy"] = acc_table
 
     lines.append("\n### By noise (all voices, 10 dB SNR)\n")
-    lines.append("| noise | n | intent, prompt | intent+slots, prompt | intent, no prompt | intent+slots, no prompt |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| noise | n | intent, grammar | intent+slots, grammar | intent, prompt | intent+slots, prompt | "
+                 "intent, no prompt | intent+slots, no prompt |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     by_noise = []
     for noise in sorted({u.noise for u in utts if u.noise}):
         sel = [u for u in utts if u.kind == "command" and u.noise == noise]
-        cells = [pc(*acc(sel, run, key)) for run in ("prompt", "none") for key in ("intent_ok", "ok")]
+        cells = [pc(*acc(sel, run, key)) for run in RUNS for key in ("intent_ok", "ok")]
         by_noise.append({"noise": noise, "n": len(sel), **{f"{k}_{r}": round(acc(sel, r, k)[0] / len(sel), 4)
-                                                          for r in ("prompt", "none") for k in ("intent_ok", "ok")}})
+                                                          for r in RUNS for k in ("intent_ok", "ok")}})
         lines.append(f"| {noise} | {len(sel)} | " + " | ".join(cells) + " |")
     summary["by_noise"] = by_noise
 
-    lines.append("\n### By intent (all voices, with prompt: intent+slots correct)\n")
+    lines.append("\n### By intent (all voices, shipped config: intent+slots correct)\n")
     lines.append("| intent | sentences | clean | 10 dB noise |")
     lines.append("|---|---|---|---|")
     by_intent = []
@@ -783,25 +795,26 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
             continue
         c = [u for u in sel if u.condition == "clean"]
         nz = [u for u in sel if u.condition == "noise"]
-        by_intent.append({"intent": intent, "clean": round(acc(c, "prompt", "ok")[0] / len(c), 4),
-                          "noise": round(acc(nz, "prompt", "ok")[0] / len(nz), 4)})
-        lines.append(f"| {intent} | {len({u.text for u in sel})} | {pc(*acc(c, 'prompt', 'ok'))} | "
-                     f"{pc(*acc(nz, 'prompt', 'ok'))} |")
+        by_intent.append({"intent": intent, "clean": round(acc(c, SHIPPED, "ok")[0] / len(c), 4),
+                          "noise": round(acc(nz, SHIPPED, "ok")[0] / len(nz), 4)})
+        lines.append(f"| {intent} | {len({u.text for u in sel})} | {pc(*acc(c, SHIPPED, 'ok'))} | "
+                     f"{pc(*acc(nz, SHIPPED, 'ok'))} |")
     summary["by_intent"] = by_intent
 
     lines.append("\n### Out of domain: refused (intent None)\n")
-    lines.append("| set | condition | n | refused, prompt | refused, no prompt |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| set | condition | n | refused, grammar | refused, prompt | refused, no prompt |")
+    lines.append("|---|---|---|---|---|---|")
     ood_rows = []
     for kind, label in (("ood", "synthetic (3 voices)"), ("real-ood", "real human clips")):
         for cond in ("clean", "noise"):
             sel = [u for u in utts if u.kind == kind and u.condition == cond]
             if not sel:
                 continue
-            a, b = acc(sel, "prompt", "ok"), acc(sel, "none", "ok")
-            ood_rows.append({"set": kind, "condition": cond, "n": len(sel), "refused_prompt": round(a[0] / a[1], 4),
-                             "refused_none": round(b[0] / b[1], 4)})
-            lines.append(f"| {label} | {'clean' if cond == 'clean' else '10 dB noise'} | {len(sel)} | {pc(*a)} | {pc(*b)} |")
+            g, a, b = acc(sel, "grammar", "ok"), acc(sel, "prompt", "ok"), acc(sel, "none", "ok")
+            ood_rows.append({"set": kind, "condition": cond, "n": len(sel), "refused_grammar": round(g[0] / g[1], 4),
+                             "refused_prompt": round(a[0] / a[1], 4), "refused_none": round(b[0] / b[1], 4)})
+            lines.append(f"| {label} | {'clean' if cond == 'clean' else '10 dB noise'} | {len(sel)} | {pc(*g)} | "
+                         f"{pc(*a)} | {pc(*b)} |")
     summary["out_of_domain"] = ood_rows
 
     # the prompt: accuracy and decode time, paired
@@ -829,6 +842,7 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
                      f"| {fixed} | {broken} | {med(d_none)} (p95 {pct(d_none, 95)}) | {med(d_prompt)} "
                      f"(p95 {pct(d_prompt, 95)}) | {med(diff):+} |")
     summary["prompt"] = prompt_rows
+    lines += grammar_report(utts, engine, summary)
     loops = {run: sum(bool(u.runs[run]["looped"]) for u in utts) for run in ("none", "prompt")}
     lines.append(f"\nDecodes redone in a wider window because the first looked like a repetition loop: "
                  f"{loops['none']}/{len(utts)} without the prompt, {loops['prompt']}/{len(utts)} with it "
@@ -875,7 +889,7 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
 
     failures = []
     for u in utts:
-        for run in ("prompt", "none"):
+        for run in RUNS:
             r = u.runs[run]
             if not r["ok"]:
                 info = classify(u, r, dispatcher, oracle)
@@ -893,11 +907,11 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
     for key in sorted(causes):
         lines.append(f"| {key} | {causes[key]} |")
     summary["failure_causes"] = causes
-    lines.append("\n### Failures with the shipped config (prompt on)\n")
+    lines.append("\n### Failures with the shipped config (grammar)\n")
     lines.append("| voice | cond | said | heard | got | cause | closest |")
     lines.append("|---|---|---|---|---|---|---|")
     for f in failures:
-        if f["prompt"] != "prompt":
+        if f["prompt"] != SHIPPED:
             continue
         cond = f["condition"] if not f["noise"] else f["noise"]
         got = f"{f['got'][0]} {json.dumps(f['got'][1]) if f['got'][1] else ''}".strip()
@@ -905,6 +919,50 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
                      f"{f.get('closest', '')} |")
     lines.append(f"\nTotal run time {elapsed:.0f} s.")
     return "\n".join(lines), summary
+
+
+def grammar_report(utts: List[Utt], engine: Engine, summary: dict) -> List[str]:
+    """Holding the decode to the intents' grammar against the same prompt decoded freely."""
+    limit = engine._steering.max_forced
+    lines = ["\n### Intents' grammar: does it help? (paired with the prompt run: same audio, same prompt)\n",
+             f"asr.grammar_max_forced = {limit} nats: above it the grammar's text is dropped and the audio "
+             "decoded freely (the prompt run's decode, done again).\n",
+             "| condition | n commands | intent+slots, prompt | grammar | fixed | broken | decoded freely after "
+             "the grammar (commands / other speech) | decode ms median, prompt | grammar | paired median diff ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for cond in ("clean", "noise"):
+        sel = [u for u in utts if u.condition == cond]
+        cmd = [u for u in sel if u.kind == "command"]
+        other = [u for u in sel if u.kind != "command"]
+        fixed = sum(u.runs["grammar"]["ok"] and not u.runs["prompt"]["ok"] for u in sel)
+        broken = sum(u.runs["prompt"]["ok"] and not u.runs["grammar"]["ok"] for u in sel)
+        free_cmd = sum(u.runs["grammar"]["forced"] > limit for u in cmd)
+        free_other = sum(u.runs["grammar"]["forced"] > limit for u in other)
+        d_p = [u.runs["prompt"]["decode_ms"] for u in sel]
+        d_g = [u.runs["grammar"]["decode_ms"] for u in sel]
+        diff = [a - b for a, b in zip(d_g, d_p)]
+        forced_cmd = [u.runs["grammar"]["forced"] for u in cmd if u.runs["grammar"]["ok"]]
+        forced_other = [u.runs["grammar"]["forced"] for u in other]
+        rows.append({"condition": cond, "n": len(cmd), "ok_prompt": round(acc(cmd, "prompt", "ok")[0] / len(cmd), 4),
+                     "ok_grammar": round(acc(cmd, "grammar", "ok")[0] / len(cmd), 4), "fixed": fixed,
+                     "broken": broken, "decoded_freely": {"commands": free_cmd, "other": free_other,
+                                                          "n_other": len(other)},
+                     "decode_ms_prompt": {"median": med(d_p), "p95": pct(d_p, 95)},
+                     "decode_ms_grammar": {"median": med(d_g), "p95": pct(d_g, 95)},
+                     "paired_diff_ms_median": med(diff),
+                     "forced_right_commands": {"median": med(forced_cmd), "p95": pct(forced_cmd, 95)},
+                     "forced_other_speech_min": round(min(forced_other), 2) if forced_other else None})
+        lines.append(f"| {cond} | {len(cmd)} | {pc(*acc(cmd, 'prompt', 'ok'))} | {pc(*acc(cmd, 'grammar', 'ok'))} | "
+                     f"{fixed} | {broken} | {free_cmd} / {free_other} of {len(other)} | {med(d_p)} (p95 {pct(d_p, 95)}) "
+                     f"| {med(d_g)} (p95 {pct(d_g, 95)}) | {med(diff):+} |")
+    lines.append("\nForcing cost (nats) of the commands the grammar got right: median / p95 "
+                 + ", ".join(f"{r['condition']} {r['forced_right_commands']['median']} / "
+                             f"{r['forced_right_commands']['p95']}" for r in rows)
+                 + "; the lowest of the out-of-domain speech: "
+                 + ", ".join(f"{r['condition']} {r['forced_other_speech_min']}" for r in rows) + ".")
+    summary["grammar"] = rows
+    return lines
 
 
 def realtime_report(realtime: dict, label: str) -> Tuple[List[str], dict]:
@@ -946,16 +1004,16 @@ def realtime_report(realtime: dict, label: str) -> Tuple[List[str], dict]:
 
 def goals(summary: dict) -> str:
     rows = {(r["voice"], r["condition"]): r for r in summary["accuracy"]}
-    out = ["\n### Goals (intent accuracy, shipped config with prompt)\n",
+    out = ["\n### Goals (intent accuracy, shipped config: grammar)\n",
            "| voice | clean >= 95 % | 10 dB noise >= 90 % |", "|---|---|---|"]
     verdict = {}
     for voice in dict.fromkeys(v for v, _ in rows):
         c, n = rows.get((voice, "clean")), rows.get((voice, "noise"))
-        cm = c and c["intent_ok_prompt"] >= 0.95
-        nm = n and n["intent_ok_prompt"] >= 0.90
+        cm = c and c[f"intent_ok_{SHIPPED}"] >= 0.95
+        nm = n and n[f"intent_ok_{SHIPPED}"] >= 0.90
         verdict[voice] = {"clean": bool(cm), "noise": bool(nm)}
-        out.append(f"| {voice} | {100 * c['intent_ok_prompt']:.1f} % {'met' if cm else 'NOT met'} | "
-                   f"{100 * n['intent_ok_prompt']:.1f} % {'met' if nm else 'NOT met'} |")
+        out.append(f"| {voice} | {100 * c[f'intent_ok_{SHIPPED}']:.1f} % {'met' if cm else 'NOT met'} | "
+                   f"{100 * n[f'intent_ok_{SHIPPED}']:.1f} % {'met' if nm else 'NOT met'} |")
     summary["goals"] = verdict
     return "\n".join(out)
 
@@ -985,6 +1043,7 @@ def main() -> int:
     engine.warm_up()
     dispatcher = Dispatcher.from_config(config)
     prompt = args.prompt if args.prompt is not None else dispatcher.vocabulary_prompt()
+    engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced)  # the "grammar" run
     oracle = {t: same(matched(dispatcher, t), (i, s)) for t, i, s in SENTENCES}
     oracle.update({t: dispatcher.match(t) is None for t in OOD_SENTENCES})
     noises = load_noises()

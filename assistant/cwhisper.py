@@ -1,0 +1,284 @@
+"""A small ctypes binding to the libwhisper that pywhispercpp ships, for what pywhispercpp 1.5.1
+does not expose: a logits filter that sees the logits (pywhispercpp's gets neither them nor the
+tokens so far), which `grammar.py` uses to hold decoding to the intents' sentences, and the
+log-probability of each decoded token.
+
+The struct layouts are whisper.h's for whisper.cpp 1.8.5 (the version in pywhispercpp 1.5.1's
+wheel). A layout that does not match would corrupt memory, so `Library` checks the layout
+against whisper.cpp's documented defaults before anything is decoded and refuses a library
+where they differ.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import logging
+import math
+import os
+import threading
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_float, c_int, c_int32, c_int64,
+                    c_size_t, c_void_p)
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+
+_LOGGER = logging.getLogger(__name__)
+
+class VadParams(Structure):
+    _fields_ = [("threshold", c_float), ("min_speech_duration_ms", c_int), ("min_silence_duration_ms", c_int),
+                ("max_speech_duration_s", c_float), ("speech_pad_ms", c_int), ("samples_overlap", c_float)]
+
+
+class TokenData(Structure):
+    _fields_ = [("id", c_int32), ("tid", c_int32), ("p", c_float), ("plog", c_float), ("pt", c_float),
+                ("ptsum", c_float), ("t0", c_int64), ("t1", c_int64), ("t_dtw", c_int64), ("vlen", c_float)]
+
+
+AbortCallback = CFUNCTYPE(c_bool, c_void_p)
+LogitsFilter = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(TokenData), c_int, POINTER(c_float), c_void_p)
+
+
+class FullParams(Structure):
+    _fields_ = [
+        ("strategy", c_int),
+        ("n_threads", c_int), ("n_max_text_ctx", c_int), ("offset_ms", c_int), ("duration_ms", c_int),
+        ("translate", c_bool), ("no_context", c_bool), ("no_timestamps", c_bool), ("single_segment", c_bool),
+        ("print_special", c_bool), ("print_progress", c_bool), ("print_realtime", c_bool),
+        ("print_timestamps", c_bool),
+        ("token_timestamps", c_bool), ("thold_pt", c_float), ("thold_ptsum", c_float), ("max_len", c_int),
+        ("split_on_word", c_bool), ("max_tokens", c_int),
+        ("debug_mode", c_bool), ("audio_ctx", c_int),
+        ("tdrz_enable", c_bool),
+        ("suppress_regex", c_char_p),
+        ("initial_prompt", c_char_p), ("carry_initial_prompt", c_bool),
+        ("prompt_tokens", POINTER(c_int32)), ("prompt_n_tokens", c_int),
+        ("language", c_char_p), ("detect_language", c_bool),
+        ("suppress_blank", c_bool), ("suppress_nst", c_bool),
+        ("temperature", c_float), ("max_initial_ts", c_float), ("length_penalty", c_float),
+        ("temperature_inc", c_float), ("entropy_thold", c_float), ("logprob_thold", c_float),
+        ("no_speech_thold", c_float),
+        ("greedy_best_of", c_int),
+        ("beam_size", c_int), ("beam_patience", c_float),
+        ("new_segment_callback", c_void_p), ("new_segment_callback_user_data", c_void_p),
+        ("progress_callback", c_void_p), ("progress_callback_user_data", c_void_p),
+        ("encoder_begin_callback", c_void_p), ("encoder_begin_callback_user_data", c_void_p),
+        ("abort_callback", AbortCallback), ("abort_callback_user_data", c_void_p),
+        ("logits_filter_callback", LogitsFilter), ("logits_filter_callback_user_data", c_void_p),
+        ("grammar_rules", c_void_p), ("n_grammar_rules", c_size_t),
+        ("i_start_rule", c_size_t), ("grammar_penalty", c_float),
+        ("vad", c_bool), ("vad_model_path", c_char_p),
+        ("vad_params", VadParams),
+    ]
+
+
+# whisper_full_default_params(GREEDY) in whisper.cpp 1.8.5: fields on both sides of every
+# pointer and bool run, so a shifted layout cannot pass. (The release has a bool
+# carry_initial_prompt after initial_prompt that the header on GitHub's master lacked: this
+# check found it.)
+_DEFAULTS = {"n_max_text_ctx": 16384, "suppress_blank": True, "print_timestamps": True, "thold_pt": 0.01, "thold_ptsum": 0.01, "temperature": 0.0,
+             "max_initial_ts": 1.0, "length_penalty": -1.0, "temperature_inc": 0.2, "entropy_thold": 2.4,
+             "logprob_thold": -1.0, "no_speech_thold": 0.6, "greedy_best_of": 5, "beam_size": -1,
+             "grammar_penalty": 100.0, "n_grammar_rules": 0}
+
+
+class BindingError(RuntimeError):
+    """libwhisper is missing or its layout is not the one this binding was written for."""
+
+
+def find_library() -> Path:
+    """The libwhisper that pywhispercpp's extension links against (auditwheel renames it)."""
+    import pywhispercpp
+
+    site = Path(pywhispercpp.__file__).resolve().parent.parent
+    patterns = ["pywhispercpp.libs/libwhisper*.so*", "pywhispercpp/.dylibs/libwhisper*.dylib",
+                "libwhisper.so*", "libwhisper*.dylib", "pywhispercpp/libwhisper*"]
+    for pattern in patterns:
+        found = sorted(glob.glob(str(site / pattern)))
+        if found:
+            return Path(found[0])
+    raise BindingError(f"no libwhisper next to pywhispercpp in {site}")
+
+
+class Library:
+    """libwhisper's C functions, typed."""
+
+    _instance: Optional["Library"] = None
+    _lock = threading.Lock()
+
+    def __init__(self, path: Optional[os.PathLike] = None):
+        self.path = Path(path) if path else find_library()
+        lib = self.lib = ctypes.CDLL(str(self.path))
+        lib.whisper_init_from_file.restype = c_void_p
+        lib.whisper_init_from_file.argtypes = [c_char_p]
+        lib.whisper_free.argtypes = [c_void_p]
+        lib.whisper_full_default_params_by_ref.restype = POINTER(FullParams)
+        lib.whisper_full_default_params_by_ref.argtypes = [c_int]
+        lib.whisper_free_params.argtypes = [POINTER(FullParams)]
+        lib.whisper_full.restype = c_int
+        lib.whisper_full.argtypes = [c_void_p, FullParams, POINTER(c_float), c_int]
+        lib.whisper_full_n_segments.restype = c_int
+        lib.whisper_full_n_segments.argtypes = [c_void_p]
+        lib.whisper_full_get_segment_text.restype = c_char_p
+        lib.whisper_full_get_segment_text.argtypes = [c_void_p, c_int]
+        lib.whisper_full_n_tokens.restype = c_int
+        lib.whisper_full_n_tokens.argtypes = [c_void_p, c_int]
+        lib.whisper_full_get_token_data.restype = TokenData
+        lib.whisper_full_get_token_data.argtypes = [c_void_p, c_int, c_int]
+        lib.whisper_full_get_token_text.restype = c_char_p
+        lib.whisper_full_get_token_text.argtypes = [c_void_p, c_int, c_int]
+        lib.whisper_token_eot.restype = c_int32
+        lib.whisper_token_eot.argtypes = [c_void_p]
+        lib.whisper_token_to_str.restype = c_char_p
+        lib.whisper_token_to_str.argtypes = [c_void_p, c_int32]
+        lib.whisper_n_vocab.restype = c_int
+        lib.whisper_n_vocab.argtypes = [c_void_p]
+        self._check_layout()
+
+    @classmethod
+    def shared(cls) -> "Library":
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def default_params(self, strategy: int = 0) -> FullParams:
+        """whisper.cpp's defaults for greedy (0) or beam search (1)."""
+        ref = self.lib.whisper_full_default_params_by_ref(strategy)
+        try:
+            return FullParams.from_buffer_copy(ref.contents)
+        finally:
+            self.lib.whisper_free_params(ref)
+
+    def _check_layout(self) -> None:
+        params = self.default_params()
+        wrong = [f"{name}={getattr(params, name)!r} (expected {value!r})" for name, value in _DEFAULTS.items()
+                 if not math.isclose(getattr(params, name), value, rel_tol=1e-6, abs_tol=1e-9)]
+        for name, value in (("threshold", 0.5), ("min_speech_duration_ms", 250), ("samples_overlap", 0.1)):
+            if not math.isclose(getattr(params.vad_params, name), value, rel_tol=1e-6):
+                wrong.append(f"vad_params.{name}={getattr(params.vad_params, name)!r} (expected {value!r})")
+        if wrong:
+            raise BindingError(f"{self.path.name}: whisper_full_params layout differs from whisper.cpp "
+                               f"1.8.5's: {', '.join(wrong)}")
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    tokens: List[Token]  # text tokens only (no special tokens)
+    ids: List[int]
+
+    @property
+    def logprob(self) -> float:
+        return sum(t.logprob for t in self.tokens)
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob / len(self.tokens) if self.tokens else -math.inf
+
+
+class Context:
+    """One whisper.cpp model loaded through this binding. Not thread-safe: the caller locks."""
+
+    def __init__(self, model_path: os.PathLike, library: Optional[Library] = None):
+        self.library = library or Library.shared()
+        self.model_path = Path(model_path)
+        self._ctx = self.library.lib.whisper_init_from_file(str(self.model_path).encode())
+        if not self._ctx:
+            raise BindingError(f"whisper.cpp could not load {self.model_path}")
+        self._eot = self.library.lib.whisper_token_eot(self._ctx)
+        self._n_vocab = self.library.lib.whisper_n_vocab(self._ctx)
+        self._token_bytes: dict = {}
+
+    @property
+    def eot(self) -> int:
+        return self._eot
+
+    def vocabulary(self) -> List[bytes]:
+        """The text tokens' bytes, by id (the special tokens from end-of-text on excluded)."""
+        return [self.token_bytes(i) for i in range(self._eot)]
+
+    def token_bytes(self, token: int) -> bytes:
+        if token not in self._token_bytes:
+            self._token_bytes[token] = self.library.lib.whisper_token_to_str(self._ctx, token) or b""
+        return self._token_bytes[token]
+
+    def close(self) -> None:
+        if self._ctx:
+            self.library.lib.whisper_free(self._ctx)
+            self._ctx = None
+
+    def __del__(self):  # noqa: D105
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 -- interpreter shutdown
+            pass
+
+    def decode(self, audio: np.ndarray, *, threads: int, audio_ctx: int, language: str = "en",
+               prompt: Optional[str] = None,
+               logits_filter: Optional[Callable[[List[int], np.ndarray], None]] = None,
+               max_tokens: int = 0, abort: Optional[Callable[[], bool]] = None,
+               beam_size: int = 1) -> Optional[Decoded]:
+        """Greedy, one segment, no timestamps, no fallback: the command path's settings.
+        logits_filter(ids, logits) sees the text tokens so far and may change the next token's
+        logits in place; whisper.cpp calls it before its own suppressions (non-speech tokens),
+        so the logits are the model's own. None: abort() said stop."""
+        lib = self.library.lib
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        p = self.library.default_params(1 if beam_size > 1 else 0)
+        p.beam_size = beam_size
+        p.n_threads = threads
+        p.no_context = True
+        p.no_timestamps = True
+        p.single_segment = True
+        p.print_progress = p.print_realtime = p.print_timestamps = p.print_special = False
+        p.audio_ctx = audio_ctx
+        p.max_tokens = max_tokens
+        keep = [language.encode(), (prompt or "").encode()]
+        p.language = keep[0]
+        p.initial_prompt = keep[1] if prompt else None
+        p.suppress_blank = True
+        p.suppress_nst = True
+        p.temperature = 0.0
+        p.temperature_inc = 0.0
+        if abort is not None:
+            callback = AbortCallback(lambda _: bool(abort()))
+            keep.append(callback)
+            p.abort_callback = callback
+        if logits_filter is not None:
+            eot, n_vocab = self._eot, self._n_vocab
+
+            def filter_(_ctx, _state, tokens, n_tokens, logits, _user):
+                try:
+                    ids = [tokens[i].id for i in range(n_tokens) if tokens[i].id < eot]
+                    logits_filter(ids, np.ctypeslib.as_array(logits, shape=(n_vocab,)))
+                except Exception:  # noqa: BLE001 -- never raise into C
+                    _LOGGER.exception("logits filter failed")
+
+            callback = LogitsFilter(filter_)
+            keep.append(callback)
+            p.logits_filter_callback = callback
+        rc = lib.whisper_full(self._ctx, p, audio.ctypes.data_as(POINTER(c_float)), audio.size)
+        if rc != 0:
+            if abort is not None and abort():
+                return None
+            raise RuntimeError(f"whisper_full failed ({rc})")
+        texts, tokens, ids = [], [], []
+        for s in range(lib.whisper_full_n_segments(self._ctx)):
+            texts.append(lib.whisper_full_get_segment_text(self._ctx, s).decode("utf-8", "replace"))
+            for t in range(lib.whisper_full_n_tokens(self._ctx, s)):
+                data = lib.whisper_full_get_token_data(self._ctx, s, t)
+                if data.id >= self._eot:  # special and timestamp tokens
+                    continue
+                ids.append(data.id)
+                text = lib.whisper_full_get_token_text(self._ctx, s, t).decode("utf-8", "replace")
+                tokens.append(Token(text, float(data.plog)))
+        return Decoded("".join(texts).strip(), tokens, ids)

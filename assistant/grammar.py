@@ -1,0 +1,502 @@
+"""The intents' sentence templates as a grammar whisper's decoding is held to.
+
+tiny.en mishears synthetic and noisy commands ("Multiplite oven blade.") that a person would
+not, because it may write any sentence at all. Held to the sentences the dispatcher can match,
+it writes "Multiply 7 by 8.": at each step only the tokens that continue one of them are left
+in the running (`Steer`, a logits filter through `cwhisper`), and the end of text only after a
+whole sentence.
+
+The grammar follows whisper's way of writing, not the templates' plain form: every word after a
+space (" Set", " a", ...), a word's first letter in either case, a final full stop or question
+mark, numbers in digits or in words, and a few fillers and polite words around the sentence
+("Um, set a timer for 5 minutes, please.").
+
+The templates become a character automaton, made deterministic (subset construction) and
+minimal, so the text so far is always in exactly one state. `TokenIndex` finds the tokens a
+state allows by walking the vocabulary's prefix tree along the automaton (only viable prefixes
+are visited) and keeps the answer per state. (whisper.cpp's own GBNF grammars do the same job
+but check every token of the vocabulary against every open parse at every step: 1.5 s more per
+command with these templates.)
+
+Speech that is not a command is forced into one at a cost the `Steer` measures (nats of the
+model's own log-probability given up); above asr.grammar_max_forced the Engine decodes freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import pickle
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+from hassil import Intents
+from hassil.expression import Alternative, Expression, ListReference, Permutation, RuleReference, TextChunk
+from hassil.expression import Sequence as SeqExpr
+from hassil.intents import RangeSlotList, SlotList, TextSlotList
+
+from .normalize import FILLERS, LEADING, TRAILING
+
+_LOGGER = logging.getLogger(__name__)
+VERSION = 1  # of the automaton's construction: a change invalidates cached grammars
+
+UNITS = "zero one two three four five six seven eight nine".split()
+TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+DIGITS = "0123456789"
+# The fillers and polite words the grammar lets through around a sentence: a subset of what
+# `normalize` drops, because each one is also a way for a forced decode of speech that is not a
+# command to wander ("I want you to let me know in a minute").
+LEADS = {("okay",), ("ok",), ("hey",), ("so",), ("and",), ("now",), ("could", "you"), ("can", "you"),
+         ("would", "you")}
+TRAILS = {("thanks",), ("thank", "you"), ("okay",), ("ok",)}
+END_PUNCT = ".?!"
+OTHER = ""  # any character the templates do not spell (in a wildcard)
+
+
+class Nfa:
+    """A character automaton with epsilon moves."""
+
+    def __init__(self) -> None:
+        self.eps: List[List[int]] = []
+        self.moves: List[List[Tuple[str, int]]] = []
+
+    def state(self) -> int:
+        self.eps.append([])
+        self.moves.append([])
+        return len(self.eps) - 1
+
+    def text(self, s: str, capital: bool = False) -> Tuple[int, int]:
+        """s; with capital, its first letter in either case ("set" or "Set", not "SET")."""
+        start = end = self.state()
+        for i, c in enumerate(s.lower()):
+            nxt = self.state()
+            for variant in dict.fromkeys((c, c.upper()) if capital and i == 0 else (c,)):
+                self.moves[end].append((variant, nxt))
+            end = nxt
+        return start, end
+
+    def chars(self, symbols: str) -> Tuple[int, int]:
+        start, end = self.state(), self.state()
+        for c in symbols:
+            self.moves[start].append((c, end))
+        return start, end
+
+    def seq(self, parts: Sequence[Tuple[int, int]]) -> Tuple[int, int]:
+        if not parts:
+            s = self.state()
+            return s, s
+        for (_, a_end), (b_start, _) in zip(parts, parts[1:]):
+            self.eps[a_end].append(b_start)
+        return parts[0][0], parts[-1][1]
+
+    def alt(self, parts: Sequence[Tuple[int, int]]) -> Tuple[int, int]:
+        start, end = self.state(), self.state()
+        for a, b in parts:
+            self.eps[start].append(a)
+            self.eps[b].append(end)
+        return start, end
+
+    def optional(self, part: Tuple[int, int]) -> Tuple[int, int]:
+        self.eps[part[0]].append(part[1])
+        return part
+
+    def plus(self, part: Tuple[int, int]) -> Tuple[int, int]:
+        self.eps[part[1]].append(part[0])
+        return part
+
+
+class _Templates:
+    """hassil expressions -> NFA fragments. A word not glued to the one before it starts with
+    the separator (" " or ", "), as whisper's tokens do."""
+
+    def __init__(self, nfa: Nfa, alphabet: Set[str]):
+        self.nfa, self.alphabet = nfa, alphabet
+
+    def sep(self) -> Tuple[int, int]:
+        # Commas only around the fillers and polite words (template_automaton): allowed between
+        # any two words, they were where a forced decode went when it lost its way.
+        return self.nfa.text(" ")
+
+    def word(self, w: str, glued: bool = False) -> Tuple[int, int]:
+        self.alphabet.update(w.lower() + w[:1].upper())
+        return self.nfa.text(w) if glued else self.nfa.seq([self.sep(), self.nfa.text(w, capital=True)])
+
+    def number(self) -> Tuple[int, int]:
+        n = self.nfa
+        digit = lambda: n.chars(DIGITS)  # noqa: E731
+        # up to 10 digits, or thousands grouped with commas: not an endless run of zeros
+        plain = n.seq([digit()] + [n.optional(digit()) for _ in range(9)])
+        group = lambda: n.seq([n.text(","), digit(), digit(), digit()])  # noqa: E731
+        grouped = n.seq([digit(), n.optional(digit()), n.optional(digit()), group(),
+                         n.optional(group()), n.optional(group())])
+        digits = n.alt([plain, grouped])
+        signed = n.seq([n.optional(n.text("-")), digits])
+        return n.seq([self.sep(), n.alt([signed, self.number_words()])])
+
+    def number_words(self) -> Tuple[int, int]:
+        """Numbers in words as people say them, below a million: "twenty-five", "a hundred and
+        six", "two thousand three hundred". (A free run of number words was where a forced decode
+        looped: "eleven nineteen eleven nineteen ...".)"""
+        n = self.nfa
+        self.alphabet.update("".join(UNITS + TEENS + TENS).upper() + "".join(UNITS + TEENS + TENS) + "ahundredthousand")
+        words = lambda ws: n.alt([n.text(w, capital=True) for w in ws])  # noqa: E731
+        join = lambda: n.alt([n.text(" "), n.text("-")])  # noqa: E731
+
+        def below_100() -> Tuple[int, int]:
+            return n.alt([words(UNITS), words(TEENS), n.seq([words(TENS), n.optional(n.seq([join(), words(UNITS[1:])]))])])
+
+        def below_1000() -> Tuple[int, int]:
+            hundreds = n.seq([words(UNITS[1:] + ["a"]), n.text(" hundred"),
+                              n.optional(n.seq([n.optional(n.text(" and")), n.text(" "), below_100()]))])
+            return n.alt([below_100(), hundreds])
+
+        thousands = n.seq([below_1000(), n.text(" thousand"),
+                           n.optional(n.seq([n.optional(n.text(" and")), n.text(" "), below_1000()]))])
+        return n.alt([below_1000(), thousands])
+
+    def wildcard(self) -> Tuple[int, int]:
+        n = self.nfa
+        symbols = "".join(sorted(self.alphabet - set(END_PUNCT) - {"\n"})) + OTHER
+        return n.seq([self.sep(), n.plus(n.chars(symbols))])
+
+    def build(self, expr: Expression, lists: Dict[str, SlotList], rules: Dict[str, object], glue: bool,
+              depth: int = 0) -> Tuple[int, int]:
+        n = self.nfa
+        if depth > 100:
+            raise RecursionError("expansion rules nest too deep")
+        if isinstance(expr, TextChunk):
+            glue = glue and not expr.text[:1].isspace()
+            parts = []
+            for w in expr.text.split():
+                parts.append(self.word(w, glue))
+                glue = False
+            return n.seq(parts)
+        if isinstance(expr, Permutation):
+            orders = [SeqExpr(items=list(p)) for p in itertools.permutations(expr.items)]
+            return self.build(Alternative(items=orders), lists, rules, glue, depth + 1)
+        if isinstance(expr, Alternative):
+            return n.alt([self.build(item, lists, rules, glue, depth + 1) for item in expr.items])
+        if isinstance(expr, SeqExpr):
+            parts, joined = [], glue
+            for item in expr.items:
+                parts.append(self.build(item, lists, rules, joined, depth + 1))
+                joined = isinstance(item, TextChunk) and bool(item.text) and not item.text[-1:].isspace()
+            return n.seq(parts)
+        if isinstance(expr, RuleReference):
+            return self.build(rules[expr.rule_name].expression, lists, rules, glue, depth + 1)
+        if isinstance(expr, ListReference):
+            slot_list = lists.get(expr.list_name)
+            if isinstance(slot_list, RangeSlotList) or (slot_list is None and expr.is_inline_range):
+                return self.number()
+            if isinstance(slot_list, TextSlotList):
+                return n.alt([self.build(v.text_in, lists, rules, False, depth + 1) for v in slot_list.values])
+            return self.wildcard()
+        raise ValueError(f"unexpected expression {expr!r}")
+
+
+@dataclass
+class Dfa:
+    moves: List[Dict[str, int]]  # state -> symbol -> state
+    accepting: List[bool]
+    start: int = 0
+
+    def accepts(self, text: str) -> bool:
+        state: Optional[int] = self.start
+        state = self.walk(text)
+        return state is not None and self.accepting[state]
+
+    def walk(self, text: str, state: Optional[int] = None) -> Optional[int]:
+        """The state after text from state (default: the start), None once text leaves the language."""
+        state = self.start if state is None else state
+        alphabet = self.alphabet
+        for c in text:
+            moves = self.moves[state]
+            state = moves.get(c) if c in alphabet else moves.get(OTHER)
+            if state is None:
+                return None
+        return state
+
+    @property
+    def alphabet(self) -> Set[str]:
+        if not hasattr(self, "_alphabet"):
+            self._alphabet = _alphabet_of(self)
+        return self._alphabet
+
+
+def _alphabet_of(dfa: Dfa) -> Set[str]:
+    return {c for m in dfa.moves for c in m if c != OTHER}
+
+
+class Cancelled(Exception):
+    """The grammar was not needed any more (the assistant is stopping)."""
+
+
+def determinize(nfa: Nfa, start: int, accept: int, cancelled: Callable[[], bool] = lambda: False) -> Dfa:
+    closure_cache: Dict[int, FrozenSet[int]] = {}
+
+    def closure(s: int) -> FrozenSet[int]:
+        if s not in closure_cache:
+            seen, stack = {s}, [s]
+            while stack:
+                for t in nfa.eps[stack.pop()]:
+                    if t not in seen:
+                        seen.add(t)
+                        stack.append(t)
+            closure_cache[s] = frozenset(seen)
+        return closure_cache[s]
+
+    first = closure(start)
+    ids: Dict[FrozenSet[int], int] = {first: 0}
+    order = [first]
+    moves: List[Dict[str, int]] = []
+    for states in order:  # grows while iterating
+        if len(moves) % 1000 == 0 and cancelled():
+            raise Cancelled()
+        targets: Dict[str, Set[int]] = defaultdict(set)
+        for s in states:
+            for c, t in nfa.moves[s]:
+                targets[c].update(closure(t))
+        row = {}
+        for c, ts in targets.items():
+            key = frozenset(ts)
+            if key not in ids:
+                ids[key] = len(order)
+                order.append(key)
+            row[c] = ids[key]
+        moves.append(row)
+    return Dfa(moves, [accept in s for s in order])
+
+
+def minimize(dfa: Dfa) -> Dfa:
+    """Moore's partition refinement: states with the same future become one. Vectorised: each
+    round hashes every state's (block, targets' blocks) row with random 64-bit weights."""
+    symbols = sorted({c for row in dfa.moves for c in row})
+    column = {c: i for i, c in enumerate(symbols)}
+    n = len(dfa.moves)
+    targets = np.full((n, len(symbols)), -1, dtype=np.int64)
+    for s, row in enumerate(dfa.moves):
+        for c, t in row.items():
+            targets[s, column[c]] = t
+    weights = np.random.default_rng(0).integers(1, 2**62, size=len(symbols) + 1, dtype=np.int64)
+    block = np.asarray(dfa.accepting, dtype=np.int64)
+    count = len(np.unique(block))
+    while True:
+        moved = np.where(targets >= 0, block[np.maximum(targets, 0)] + 1, 0)
+        with np.errstate(over="ignore"):
+            key = moved @ weights[1:] + block * weights[0]
+        _, new_block = np.unique(key, return_inverse=True)
+        new_count = int(new_block.max()) + 1
+        block = new_block.astype(np.int64)
+        if new_count == count:
+            break
+        count = new_count
+    # renumber so the start state is 0, then write the quotient automaton
+    order = {int(block[dfa.start]): 0}
+    for b in block.tolist():
+        order.setdefault(b, len(order))
+    moves: List[Dict[str, int]] = [{} for _ in range(count)]
+    accepting = [False] * count
+    for s, row in enumerate(dfa.moves):
+        b = order[int(block[s])]
+        moves[b] = {c: order[int(block[t])] for c, t in row.items()}
+        accepting[b] = dfa.accepting[s]
+    return Dfa(moves, accepting, 0)
+
+
+def template_automaton(intents: Intents, cancelled: Callable[[], bool] = lambda: False) -> Dfa:
+    """Every sentence of every intent, as whisper would write it, as a minimal DFA."""
+    nfa = Nfa()
+    alphabet: Set[str] = set(DIGITS) | set(" ,-'" + END_PUNCT)
+    t = _Templates(nfa, alphabet)
+    sentences = []
+    for intent in intents.intents.values():
+        for data in intent.data:
+            lists = {**intents.slot_lists, **data.slot_lists}
+            rules = {**intents.expansion_rules, **data.expansion_rules}
+            for sentence in data.sentences:
+                sentences.append(t.build(sentence.expression, lists, rules, glue=False))
+    phrase = lambda words: nfa.seq([t.word(w) for w in words])  # noqa: E731
+    comma = lambda: nfa.optional(nfa.text(","))  # noqa: E731
+    leads = sorted({p for p in LEADING if p in LEADS} | {(f,) for f in FILLERS})
+    lead = lambda: nfa.optional(nfa.seq([nfa.alt([phrase(p) for p in leads]), comma()]))  # noqa: E731
+    trail = nfa.optional(nfa.seq([comma(), nfa.alt([phrase(p) for p in sorted({p for p in TRAILING if p in TRAILS} | {("please",)})])]))
+    end = nfa.optional(nfa.chars(END_PUNCT))
+    start, accept = nfa.seq([lead(), lead(), nfa.alt(sentences), trail, end])
+    dfa = determinize(nfa, start, accept, cancelled)
+    if cancelled():
+        raise Cancelled()
+    return minimize(dfa)
+
+
+class TokenIndex:
+    """Which of a model's tokens may come next in each state of the automaton: a walk of the
+    vocabulary's prefix tree that follows the automaton, so only viable prefixes are visited.
+    Built per state on first use and kept."""
+
+    def __init__(self, dfa: Dfa, vocabulary: Sequence[bytes]):
+        self.dfa = dfa
+        self.trie: dict = {}
+        for token, raw in enumerate(vocabulary):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:  # a piece of a character: never in a template
+                continue
+            if not text:
+                continue
+            node = self.trie
+            for c in text:
+                node = node.setdefault(c, {})
+            node.setdefault(_IDS, []).append(token)
+        self._allowed: Dict[int, np.ndarray] = {}
+
+    def allowed(self, state: int) -> np.ndarray:
+        if state not in self._allowed:
+            ids: List[int] = []
+            alphabet, moves = self.dfa.alphabet, self.dfa.moves
+            stack = [(self.trie, state)]
+            while stack:
+                node, st = stack.pop()
+                for c, child in node.items():
+                    if c is _IDS:
+                        continue
+                    nxt = moves[st].get(c) if c in alphabet else moves[st].get(OTHER)
+                    if nxt is not None:
+                        ids.extend(child.get(_IDS, ()))
+                        stack.append((child, nxt))
+            self._allowed[state] = np.array(sorted(ids), dtype=np.int64)
+        return self._allowed[state]
+
+
+_IDS = object()  # the trie key under which a node keeps the tokens that end there
+
+
+class Steer:
+    """One constrained decode, as a logits filter: only tokens that continue a sentence of the
+    grammar, and the end of text only after a whole sentence. Works for greedy and beam search:
+    each call brings its own tokens so far (one beam's).
+
+    `forced(ids)` totals what the grammar cost the decoded text, in nats: at each step, the
+    model's best log-probability minus that of the token taken (the end of text included).
+    About 0 when whisper would have said a sentence of the grammar anyway; large when speech
+    that is not a command was forced into one.
+    """
+
+    def __init__(self, grammar: "CommandGrammar", index: TokenIndex, eot: int, vocabulary: Sequence[bytes],
+                 max_forced: float = math.inf):
+        self.grammar, self.index, self.eot, self.vocabulary = grammar, index, eot, vocabulary
+        self.max_forced = max_forced
+        # Set once the text so far cost more than max_forced: the decode can stop there, its
+        # text would be dropped anyway (Engine's abort callback reads it).
+        self.exceeded = False
+        self.cost = 0.0  # of the tokens so far (of the last beam seen)
+        # tokens so far -> (best log-probability, {allowed token: its log-probability})
+        self._steps: Dict[Tuple[int, ...], Tuple[float, Dict[int, float]]] = {}
+
+    def __call__(self, ids: Sequence[int], logits: np.ndarray) -> None:
+        self.cost = self.forced(ids, partial=True)
+        if self.cost > self.max_forced:
+            self.exceeded = True
+        text = b"".join(self.vocabulary[i] for i in ids).decode("utf-8", "ignore")
+        state = self.grammar.dfa.walk(text)
+        if state is None:  # cannot happen while every step is held to the grammar
+            return
+        allowed = self.index.allowed(state)
+        can_end = self.grammar.dfa.accepting[state]
+        if not allowed.size and not can_end:
+            return
+        top = float(logits.max())
+        norm = top + float(np.log(np.exp(logits - top).sum()))
+        kept = logits[allowed]
+        end = float(logits[self.eot])
+        choices = dict(zip(allowed.tolist(), (kept - norm).tolist()))
+        if can_end:
+            choices[self.eot] = end - norm
+        self._steps[tuple(ids)] = (top - norm, choices)
+        logits[:] = -np.inf
+        logits[allowed] = kept
+        if can_end:
+            logits[self.eot] = end
+
+    def forced(self, ids: Sequence[int], partial: bool = False) -> float:
+        """The cost of ids followed by the end of text (partial: of ids so far)."""
+        total = 0.0
+        for k in range(len(ids) + (0 if partial else 1)):
+            step = self._steps.get(tuple(ids[:k]))
+            if step is None:  # the decode stopped at its token limit
+                break
+            best, choices = step
+            taken = ids[k] if k < len(ids) else self.eot
+            total += best - choices.get(taken, -math.inf)
+        return total
+
+
+@dataclass
+class CommandGrammar:
+    """The templates' automaton."""
+
+    dfa: Dfa
+
+    @classmethod
+    def from_intents(cls, intents: Intents, cancelled: Callable[[], bool] = lambda: False) -> "CommandGrammar":
+        return cls(template_automaton(intents, cancelled))
+
+    @classmethod
+    def cached(cls, intents: Intents, key: str, folder: Path,
+               cancelled: Callable[[], bool] = lambda: False) -> "CommandGrammar":
+        """from_intents, kept in folder under a hash of key (the intents' data): building takes
+        a few seconds, loading a few milliseconds."""
+        path = cache_path(key, folder)
+        try:
+            with open(path, "rb") as f:
+                dfa = pickle.load(f)
+            if isinstance(dfa, Dfa):
+                return cls(dfa)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            pass
+        grammar = cls.from_intents(intents, cancelled)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                pickle.dump(grammar.dfa, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except OSError as e:  # a read-only cache costs a rebuild next time, nothing more
+            _LOGGER.info("grammar not cached: %s", e)
+        return grammar
+
+
+def cache_path(key: str, folder: Path) -> Path:
+    digest = hashlib.sha256(f"{VERSION}\n{key}".encode()).hexdigest()[:16]
+    return Path(folder) / f"grammar-{digest}.pickle"
+
+
+class Steering:
+    """A CommandGrammar bound to one model's vocabulary: makes a Steer per decode, and shares
+    the token index (filled as states are visited) between them. Used under the engine's lock."""
+
+    def __init__(self, grammar: CommandGrammar, vocabulary: Sequence[bytes], eot: int, max_forced: float):
+        self.grammar, self.vocabulary, self.eot, self.max_forced = grammar, vocabulary, eot, max_forced
+        self.index = TokenIndex(grammar.dfa, vocabulary)
+
+    def steer(self) -> Steer:
+        return Steer(self.grammar, self.index, self.eot, self.vocabulary, self.max_forced)
+
+
+def for_dispatcher(dispatcher, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> CommandGrammar:
+    """The grammar of a Dispatcher's intents, from the cache next to the models when it is there."""
+    from .models import cache_dir
+
+    folder = cache_dir() / "grammar"
+    key = json.dumps(dispatcher.data, sort_keys=True, default=str)
+    if not cache_path(key, folder).exists():
+        log("building the intents' grammar for whisper (once; cached in %s) ..." % folder)
+    return CommandGrammar.cached(dispatcher.intents, key, folder)
