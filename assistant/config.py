@@ -32,7 +32,7 @@ class AsrConfig:
     audio_ctx_margin: int = 64  # frames added to the audio's own length
     window_s: float = 30.0  # long files are transcribed in windows of this length
     grammar: bool = True  # hold a command's final decode to the intents' sentences
-    grammar_max_forced: float = 8.0  # nats; above, the grammar's text is dropped for a free decode
+    grammar_max_forced: float = 7.0  # nats; above, the grammar's text is dropped for a free decode
 
 
 @dataclass

@@ -37,6 +37,12 @@ class TokenData(Structure):
                 ("ptsum", c_float), ("t0", c_int64), ("t1", c_int64), ("t_dtw", c_int64), ("vlen", c_float)]
 
 
+class ContextParams(Structure):
+    _fields_ = [("use_gpu", c_bool), ("flash_attn", c_bool), ("gpu_device", c_int),
+                ("dtw_token_timestamps", c_bool), ("dtw_aheads_preset", c_int), ("dtw_n_top", c_int),
+                ("dtw_aheads_n_heads", c_size_t), ("dtw_aheads_heads", c_void_p), ("dtw_mem_size", c_size_t)]
+
+
 AbortCallback = CFUNCTYPE(c_bool, c_void_p)
 LogitsFilter = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(TokenData), c_int, POINTER(c_float), c_void_p)
 
@@ -84,6 +90,11 @@ _DEFAULTS = {"n_max_text_ctx": 16384, "suppress_blank": True, "print_timestamps"
              "grammar_penalty": 100.0, "n_grammar_rules": 0}
 
 
+# whisper_context_default_params() in whisper.cpp 1.8.5
+_CONTEXT_DEFAULTS = {"gpu_device": 0, "dtw_aheads_preset": 0, "dtw_n_top": -1, "dtw_aheads_n_heads": 0,
+                     "dtw_mem_size": 128 * 1024 * 1024}
+
+
 class BindingError(RuntimeError):
     """libwhisper is missing or its layout is not the one this binding was written for."""
 
@@ -111,8 +122,14 @@ class Library:
     def __init__(self, path: Optional[os.PathLike] = None):
         self.path = Path(path) if path else find_library()
         lib = self.lib = ctypes.CDLL(str(self.path))
-        lib.whisper_init_from_file.restype = c_void_p
-        lib.whisper_init_from_file.argtypes = [c_char_p]
+        lib.whisper_init_from_file_with_params.restype = c_void_p
+        lib.whisper_init_from_file_with_params.argtypes = [c_char_p, ContextParams]
+        lib.whisper_context_default_params_by_ref.restype = POINTER(ContextParams)
+        lib.whisper_free_context_params.argtypes = [POINTER(ContextParams)]
+        lib.whisper_full_get_segment_t0.restype = c_int64
+        lib.whisper_full_get_segment_t0.argtypes = [c_void_p, c_int]
+        lib.whisper_full_get_segment_t1.restype = c_int64
+        lib.whisper_full_get_segment_t1.argtypes = [c_void_p, c_int]
         lib.whisper_free.argtypes = [c_void_p]
         lib.whisper_full_default_params_by_ref.restype = POINTER(FullParams)
         lib.whisper_full_default_params_by_ref.argtypes = [c_int]
@@ -152,7 +169,20 @@ class Library:
         finally:
             self.lib.whisper_free_params(ref)
 
+    def context_params(self) -> ContextParams:
+        ref = self.lib.whisper_context_default_params_by_ref()
+        try:
+            return ContextParams.from_buffer_copy(ref.contents)
+        finally:
+            self.lib.whisper_free_context_params(ref)
+
     def _check_layout(self) -> None:
+        cparams = self.context_params()
+        wrong = [f"{name}={getattr(cparams, name)!r} (expected {value!r})" for name, value in _CONTEXT_DEFAULTS.items()
+                 if getattr(cparams, name) != value]
+        if wrong:
+            raise BindingError(f"{self.path.name}: whisper_context_params layout differs from whisper.cpp "
+                               f"1.8.5's: {', '.join(wrong)}")
         params = self.default_params()
         wrong = [f"{name}={getattr(params, name)!r} (expected {value!r})" for name, value in _DEFAULTS.items()
                  if not math.isclose(getattr(params, name), value, rel_tol=1e-6, abs_tol=1e-9)]
@@ -175,7 +205,7 @@ class Decoded:
     text: str
     tokens: List[Token]  # text tokens only (no special tokens)
     ids: List[int]
-
+    segments: List[tuple]  # (start s, end s, text); with timestamps off, whisper's own guess
     @property
     def logprob(self) -> float:
         return sum(t.logprob for t in self.tokens)
@@ -188,10 +218,12 @@ class Decoded:
 class Context:
     """One whisper.cpp model loaded through this binding. Not thread-safe: the caller locks."""
 
-    def __init__(self, model_path: os.PathLike, library: Optional[Library] = None):
+    def __init__(self, model_path: os.PathLike, use_gpu: bool = True, library: Optional[Library] = None):
         self.library = library or Library.shared()
         self.model_path = Path(model_path)
-        self._ctx = self.library.lib.whisper_init_from_file(str(self.model_path).encode())
+        cparams = self.library.context_params()
+        cparams.use_gpu = use_gpu
+        self._ctx = self.library.lib.whisper_init_from_file_with_params(str(self.model_path).encode(), cparams)
         if not self._ctx:
             raise BindingError(f"whisper.cpp could not load {self.model_path}")
         self._eot = self.library.lib.whisper_token_eot(self._ctx)
@@ -226,8 +258,11 @@ class Context:
                prompt: Optional[str] = None,
                logits_filter: Optional[Callable[[List[int], np.ndarray], None]] = None,
                max_tokens: int = 0, abort: Optional[Callable[[], bool]] = None,
-               beam_size: int = 1) -> Optional[Decoded]:
-        """Greedy, one segment, no timestamps, no fallback: the command path's settings.
+               beam_size: int = 1, timestamps: bool = False, max_len: int = 0,
+               temperature_inc: float = 0.0) -> Optional[Decoded]:
+        """Greedy, without context. Without timestamps: one segment and no temperature fallback,
+        the command path's settings. With them (long audio): segments, and max_len > 0 asks for
+        segments of at most that many characters, split on words (subtitles).
         logits_filter(ids, logits) sees the text tokens so far and may change the next token's
         logits in place; whisper.cpp calls it before its own suppressions (non-speech tokens),
         so the logits are the model's own. None: abort() said stop."""
@@ -237,8 +272,11 @@ class Context:
         p.beam_size = beam_size
         p.n_threads = threads
         p.no_context = True
-        p.no_timestamps = True
-        p.single_segment = True
+        p.no_timestamps = not timestamps
+        p.single_segment = not timestamps
+        p.token_timestamps = max_len > 0
+        p.max_len = max_len
+        p.split_on_word = max_len > 0
         p.print_progress = p.print_realtime = p.print_timestamps = p.print_special = False
         p.audio_ctx = audio_ctx
         p.max_tokens = max_tokens
@@ -248,7 +286,7 @@ class Context:
         p.suppress_blank = True
         p.suppress_nst = True
         p.temperature = 0.0
-        p.temperature_inc = 0.0
+        p.temperature_inc = temperature_inc
         if abort is not None:
             callback = AbortCallback(lambda _: bool(abort()))
             keep.append(callback)
@@ -271,9 +309,11 @@ class Context:
             if abort is not None and abort():
                 return None
             raise RuntimeError(f"whisper_full failed ({rc})")
-        texts, tokens, ids = [], [], []
+        texts, tokens, ids, segments = [], [], [], []
         for s in range(lib.whisper_full_n_segments(self._ctx)):
             texts.append(lib.whisper_full_get_segment_text(self._ctx, s).decode("utf-8", "replace"))
+            segments.append((lib.whisper_full_get_segment_t0(self._ctx, s) / 100.0,
+                             lib.whisper_full_get_segment_t1(self._ctx, s) / 100.0, texts[-1]))
             for t in range(lib.whisper_full_n_tokens(self._ctx, s)):
                 data = lib.whisper_full_get_token_data(self._ctx, s, t)
                 if data.id >= self._eot:  # special and timestamp tokens
@@ -281,4 +321,4 @@ class Context:
                 ids.append(data.id)
                 text = lib.whisper_full_get_token_text(self._ctx, s, t).decode("utf-8", "replace")
                 tokens.append(Token(text, float(data.plog)))
-        return Decoded("".join(texts).strip(), tokens, ids)
+        return Decoded("".join(texts).strip(), tokens, ids, segments)

@@ -76,8 +76,9 @@ def default_threads() -> int:
 
 
 class Engine:
-    """A whisper.cpp model. Every call passes every decode parameter that matters:
-    pywhispercpp keeps parameters on the model, so one call's audio_ctx would leak into the next."""
+    """A whisper.cpp model, through `cwhisper` (pywhispercpp's libwhisper, called directly: its
+    Python API shows a logits filter neither the logits nor the tokens, which the grammar needs,
+    and two bindings would hold two copies of the model). Every call passes every parameter."""
 
     def __init__(
         self,
@@ -89,7 +90,7 @@ class Engine:
         audio_ctx_margin: int = 64,
         window_s: float = 30.0,
     ):
-        from pywhispercpp.model import Model
+        from .cwhisper import Context
 
         self.model_path = Path(model_path)
         self.threads = threads or default_threads()
@@ -99,16 +100,8 @@ class Engine:
         self.window_s = min(window_s, 30.0)
         self._lock = threading.Lock()
         self._steering = None  # grammar.Steering, when commands are held to the intents' grammar
-        self._cmodel = None  # the same model through cwhisper, for the steering
-        self._model = Model(
-            str(self.model_path),
-            redirect_whispercpp_logs_to=None,
-            context_params={"use_gpu": use_gpu},
-            n_threads=self.threads,
-            print_progress=False,
-            print_realtime=False,
-            print_timestamps=False,
-        )
+        with _QuietLogs():
+            self._model = Context(self.model_path, use_gpu=use_gpu)
 
     @classmethod
     def from_config(cls, asr, model_path: os.PathLike) -> "Engine":
@@ -126,24 +119,20 @@ class Engine:
         frames = max(self.audio_ctx_floor, -(-frames // AUDIO_CTX_STEP) * AUDIO_CTX_STEP)
         return int(min(FULL_AUDIO_CTX, frames))
 
-    def use_grammar(self, grammar, max_forced: float = 8.0) -> None:
+    def use_grammar(self, grammar, max_forced: float = 7.0) -> None:
         """Decode commands held to grammar (a grammar.CommandGrammar) when transcribe_command is
-        asked to (constrained=True); None: free decoding again. Loads the model a second time,
-        through cwhisper: pywhispercpp does not show a logits filter the logits."""
+        asked to (constrained=True); None: free decoding again."""
         steering = None
         if grammar is not None:
-            from .cwhisper import Context
             from .grammar import Steering
 
             with self._lock:
-                if self._cmodel is None:
-                    with _QuietLogs():
-                        self._cmodel = Context(self.model_path)
-                        # the first decode allocates whisper.cpp's buffers: not while a user waits
-                        self._cmodel.decode(np.zeros(SAMPLE_RATE, np.float32), threads=self.threads,
-                                            audio_ctx=self.audio_ctx_for(SAMPLE_RATE), language=self.language)
-                steering = Steering(grammar, self._cmodel.vocabulary(), self._cmodel.eot, max_forced)
+                steering = Steering(grammar, self._model.vocabulary(), self._model.eot, max_forced)
         self._steering = steering
+
+    def close(self) -> None:
+        with self._lock:
+            self._model.close()
 
     @property
     def grammar_ready(self) -> bool:
@@ -204,7 +193,7 @@ class Engine:
         with _QuietLogs():
             # stops as soon as the forcing is over the limit: speech that is not a command
             # otherwise wanders on through the grammar to the token limit
-            decoded = self._cmodel.decode(_pad(audio), threads=self.threads, audio_ctx=audio_ctx,
+            decoded = self._model.decode(_pad(audio), threads=self.threads, audio_ctx=audio_ctx,
                                           language=self.language, prompt=prompt, logits_filter=steer,
                                           max_tokens=max_tokens,
                                           abort=lambda: steer.exceeded or (abort is not None and abort()))
@@ -252,35 +241,22 @@ class Engine:
         with _QuietLogs():
             raw = self._transcribe(audio, audio_ctx, timestamps, prompt, abort, max_chars, max_tokens)
         out = []
-        for s in raw:
-            text = s.text.strip()
+        for start, end, text in raw:
+            text = text.strip()
             if text:
-                out.append(Segment(s.t0 / 100.0, s.t1 / 100.0, text))
+                out.append(Segment(start, end, text))
         return out
 
     def _transcribe(self, audio, audio_ctx, timestamps, prompt, abort, max_chars, max_tokens):
-        return self._model.transcribe(
-            audio,
-            abort_callback=abort,
-            n_threads=self.threads,
-            language=self.language,
+        decoded = self._model.decode(
+            audio, threads=self.threads, language=self.language,
             audio_ctx=0 if audio_ctx >= FULL_AUDIO_CTX else audio_ctx,
-            no_timestamps=not timestamps,
-            single_segment=not timestamps,
-            no_context=True,
-            initial_prompt=prompt or "",
-            token_timestamps=max_chars > 0,
-            max_len=max_chars,
-            max_tokens=max_tokens,
-            split_on_word=max_chars > 0,
-            suppress_blank=True,
-            suppress_nst=True,
-            temperature=0.0,
+            timestamps=timestamps, prompt=prompt or None, max_len=max_chars, max_tokens=max_tokens,
+            abort=abort,
             # Temperature fallback re-decodes with sampling: it fights repetition loops in long
             # audio, but on a command it costs a second decode and makes the text random.
-            temperature_inc=0.2 if timestamps else 0.0,
-            print_progress=False,
-        )
+            temperature_inc=0.2 if timestamps else 0.0)
+        return decoded.segments if decoded is not None else []
 
 
 def _key(token: str) -> str:
