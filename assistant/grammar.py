@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import pickle
+import string
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from hassil.intents import RangeSlotList, SlotList, TextSlotList
 from .normalize import FILLERS, LEADING, TRAILING
 
 _LOGGER = logging.getLogger(__name__)
-VERSION = 1  # of the automaton's construction: a change invalidates cached grammars
+VERSION = 2  # of the automaton's construction: a change invalidates cached grammars
 
 UNITS = "zero one two three four five six seven eight nine".split()
 TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -84,7 +85,7 @@ class Nfa:
             end = nxt
         return start, end
 
-    def chars(self, symbols: str) -> Tuple[int, int]:
+    def chars(self, symbols: Sequence[str]) -> Tuple[int, int]:
         start, end = self.state(), self.state()
         for c in symbols:
             self.moves[start].append((c, end))
@@ -165,7 +166,7 @@ class _Templates:
 
     def wildcard(self) -> Tuple[int, int]:
         n = self.nfa
-        symbols = "".join(sorted(self.alphabet - set(END_PUNCT) - {"\n"})) + OTHER
+        symbols = sorted(self.alphabet - set(END_PUNCT)) + [OTHER]
         return n.seq([self.sep(), n.plus(n.chars(symbols))])
 
     def build(self, expr: Expression, lists: Dict[str, SlotList], rules: Dict[str, object], glue: bool,
@@ -236,11 +237,7 @@ def _alphabet_of(dfa: Dfa) -> Set[str]:
     return {c for m in dfa.moves for c in m if c != OTHER}
 
 
-class Cancelled(Exception):
-    """The grammar was not needed any more (the assistant is stopping)."""
-
-
-def determinize(nfa: Nfa, start: int, accept: int, cancelled: Callable[[], bool] = lambda: False) -> Dfa:
+def determinize(nfa: Nfa, start: int, accept: int) -> Dfa:
     closure_cache: Dict[int, FrozenSet[int]] = {}
 
     def closure(s: int) -> FrozenSet[int]:
@@ -259,8 +256,6 @@ def determinize(nfa: Nfa, start: int, accept: int, cancelled: Callable[[], bool]
     order = [first]
     moves: List[Dict[str, int]] = []
     for states in order:  # grows while iterating
-        if len(moves) % 1000 == 0 and cancelled():
-            raise Cancelled()
         targets: Dict[str, Set[int]] = defaultdict(set)
         for s in states:
             for c, t in nfa.moves[s]:
@@ -312,10 +307,12 @@ def minimize(dfa: Dfa) -> Dfa:
     return Dfa(moves, accepting, 0)
 
 
-def template_automaton(intents: Intents, cancelled: Callable[[], bool] = lambda: False) -> Dfa:
+def template_automaton(intents: Intents) -> Dfa:
     """Every sentence of every intent, as whisper would write it, as a minimal DFA."""
     nfa = Nfa()
-    alphabet: Set[str] = set(DIGITS) | set(" ,-'" + END_PUNCT)
+    # spelled out from the start, so that a wildcard (which takes any of them, and OTHER for the
+    # rest) knows them all whatever template comes first
+    alphabet: Set[str] = set(string.ascii_letters + DIGITS + " ,-'" + END_PUNCT)
     t = _Templates(nfa, alphabet)
     sentences = []
     for intent in intents.intents.values():
@@ -331,10 +328,7 @@ def template_automaton(intents: Intents, cancelled: Callable[[], bool] = lambda:
     trail = nfa.optional(nfa.seq([comma(), nfa.alt([phrase(p) for p in sorted({p for p in TRAILING if p in TRAILS} | {("please",)})])]))
     end = nfa.optional(nfa.chars(END_PUNCT))
     start, accept = nfa.seq([lead(), lead(), nfa.alt(sentences), trail, end])
-    dfa = determinize(nfa, start, accept, cancelled)
-    if cancelled():
-        raise Cancelled()
-    return minimize(dfa)
+    return minimize(determinize(nfa, start, accept))
 
 
 class TokenIndex:
@@ -446,12 +440,11 @@ class CommandGrammar:
     dfa: Dfa
 
     @classmethod
-    def from_intents(cls, intents: Intents, cancelled: Callable[[], bool] = lambda: False) -> "CommandGrammar":
-        return cls(template_automaton(intents, cancelled))
+    def from_intents(cls, intents: Intents) -> "CommandGrammar":
+        return cls(template_automaton(intents))
 
     @classmethod
-    def cached(cls, intents: Intents, key: str, folder: Path,
-               cancelled: Callable[[], bool] = lambda: False) -> "CommandGrammar":
+    def cached(cls, intents: Intents, key: str, folder: Path) -> "CommandGrammar":
         """from_intents, kept in folder under a hash of key (the intents' data): building takes
         a few seconds, loading a few milliseconds."""
         path = cache_path(key, folder)
@@ -462,7 +455,7 @@ class CommandGrammar:
                 return cls(dfa)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             pass
-        grammar = cls.from_intents(intents, cancelled)
+        grammar = cls.from_intents(intents)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
