@@ -47,7 +47,7 @@ from hassil.intents import RangeSlotList, SlotList, TextSlotList
 from .normalize import FILLERS, LEADING, TRAILING
 
 _LOGGER = logging.getLogger(__name__)
-VERSION = 2  # of the automaton's construction: a change invalidates cached grammars
+VERSION = 3  # of the automaton's construction: a change invalidates cached grammars
 
 UNITS = "zero one two three four five six seven eight nine".split()
 TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -139,7 +139,9 @@ class _Templates:
         group = lambda: n.seq([n.text(","), digit(), digit(), digit()])  # noqa: E731
         grouped = n.seq([digit(), n.optional(digit()), n.optional(digit()), group(),
                          n.optional(group()), n.optional(group())])
-        digits = n.alt([plain, grouped])
+        # "80 1": whisper's way with "eighty one" at times (normalize makes it 81)
+        spaced = n.seq([n.chars("23456789"), n.text("0 "), n.chars("123456789")])
+        digits = n.alt([plain, grouped, spaced])
         signed = n.seq([n.optional(n.text("-")), digits])
         return n.seq([self.sep(), n.alt([signed, self.number_words()])])
 

@@ -84,7 +84,7 @@ def test_the_grammar_keeps_whisper_habits_and_polite_words(grammar):
                  " Okay, set a timer for 5 minutes, please.", " Set a timer for five minutes.",
                  " What is twenty-five plus a hundred and six?", " What is 1,000 minus 4?",
                  " Set a timer for 5 minutes called my bread.", " Set a timer for 5 minutes called Zoë's cake.",
-                 " Can you set a pasta timer for 10 minutes?",
+                 " Can you set a pasta timer for 10 minutes?", " Divide 80 1 by 9.",
                  " Set an egg timer for 3 minutes. Thank you."[:-12] + ", thank you."]:
         assert grammar.dfa.accepts(text), text
 
