@@ -33,6 +33,7 @@ class AsrConfig:
     window_s: float = 30.0  # long files are transcribed in windows of this length
     grammar: bool = True  # hold a command's final decode to the intents' sentences
     grammar_max_forced: float = 7.0  # nats; above, the grammar's text is dropped for a free decode
+    grammar_max_forced_per_word: float = 2.5  # nats per word of the grammar's text; the same
 
 
 @dataclass

@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import string
 import sys
 from collections import defaultdict
@@ -469,6 +470,14 @@ class CommandGrammar:
         return grammar
 
 
+def acceptable(forced: float, text: str, max_forced: float, max_per_word: float) -> bool:
+    """Keep a held decode's text? Its forcing cost must be within max_forced in all and within
+    max_per_word for each of its words (a short sound forced into a longer command is costly
+    per word though cheap in all)."""
+    words = max(1, len(re.findall(r"[\w']+", text)))
+    return forced <= max_forced and forced / words <= max_per_word
+
+
 def cache_path(key: str, folder: Path) -> Path:
     digest = hashlib.sha256(f"{VERSION}\n{key}".encode()).hexdigest()[:16]
     return Path(folder) / f"grammar-{digest}.pickle"
@@ -478,8 +487,10 @@ class Steering:
     """A CommandGrammar bound to one model's vocabulary: makes a Steer per decode, and shares
     the token index (filled as states are visited) between them. Used under the engine's lock."""
 
-    def __init__(self, grammar: CommandGrammar, vocabulary: Sequence[bytes], eot: int, max_forced: float):
+    def __init__(self, grammar: CommandGrammar, vocabulary: Sequence[bytes], eot: int, max_forced: float,
+                 max_per_word: float = math.inf):
         self.grammar, self.vocabulary, self.eot, self.max_forced = grammar, vocabulary, eot, max_forced
+        self.max_per_word = max_per_word
         self.index = TokenIndex(grammar.dfa, vocabulary)
 
     def steer(self) -> Steer:

@@ -481,7 +481,8 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
         if dispatcher is not None and config.asr.grammar:
             from .grammar import for_dispatcher
 
-            engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced)
+            engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced,
+                               config.asr.grammar_max_forced_per_word)
     except BaseException:
         for close in reversed(closing):
             close()

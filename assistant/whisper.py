@@ -61,6 +61,7 @@ class Transcript:
     # is the grammar's when this is at most the engine's max_forced, else a free decode's.
     # None: decoded freely only.
     forced: Optional[float] = None
+    held: bool = False  # the text is the grammar's
 
 
 class Aborted(Exception):
@@ -119,7 +120,7 @@ class Engine:
         frames = max(self.audio_ctx_floor, -(-frames // AUDIO_CTX_STEP) * AUDIO_CTX_STEP)
         return int(min(FULL_AUDIO_CTX, frames))
 
-    def use_grammar(self, grammar, max_forced: float = 7.0) -> None:
+    def use_grammar(self, grammar, max_forced: float = 7.0, max_per_word: float = 2.5) -> None:
         """Decode commands held to grammar (a grammar.CommandGrammar) when transcribe_command is
         asked to (constrained=True); None: free decoding again."""
         steering = None
@@ -127,7 +128,7 @@ class Engine:
             from .grammar import Steering
 
             with self._lock:
-                steering = Steering(grammar, self._model.vocabulary(), self._model.eot, max_forced)
+                steering = Steering(grammar, self._model.vocabulary(), self._model.eot, max_forced, max_per_word)
         self._steering = steering
 
     def close(self) -> None:
@@ -167,6 +168,7 @@ class Engine:
             text, forced = None, None
             if constrained and self._steering is not None:
                 text, forced = self._decode_held(audio, ctx, prompt, abort, max_tokens)
+            held = text is not None
             for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
                 if text is not None:  # held to the grammar
                     break
@@ -184,7 +186,7 @@ class Engine:
         duration = audio.size / SAMPLE_RATE
         # without timestamps whisper.cpp's segment times are meaningless: the utterance is the segment
         segments = [Segment(0.0, duration, text)] if text else []
-        return Transcript(text, segments, ctx, decode_ms, duration, forced)
+        return Transcript(text, segments, ctx, decode_ms, duration, forced, held)
 
     def _decode_held(self, audio, audio_ctx, prompt, abort, max_tokens) -> tuple:
         """(text, forced) held to the grammar; text None when forcing cost more than max_forced."""
@@ -199,8 +201,11 @@ class Engine:
                                           abort=lambda: steer.exceeded or (abort is not None and abort()))
         if decoded is None:  # aborted by the caller, or over the limit
             return None, (round(steer.cost, 3) if steer.exceeded else None)
+        from .grammar import acceptable
+
         forced = round(max(0.0, steer.forced(decoded.ids)), 3)
-        return (decoded.text if forced <= steering.max_forced else None), forced
+        keep = acceptable(forced, decoded.text, steering.max_forced, steering.max_per_word)
+        return (decoded.text if keep else None), forced
 
     def warm_up(self) -> None:
         """The first decode allocates whisper.cpp's buffers (about a second); do it before a user waits."""

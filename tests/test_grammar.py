@@ -18,7 +18,7 @@ from asr import DATA, ROOT, engine, model_path
 from assistant import cwhisper
 from assistant.audio import load_audio
 from assistant.dispatch import Dispatcher
-from assistant.grammar import CommandGrammar, TokenIndex, cache_path
+from assistant.grammar import CommandGrammar, TokenIndex, acceptable, cache_path
 from assistant.whisper import Aborted
 
 COMMANDS = DATA / "commands"
@@ -40,7 +40,7 @@ def grammar(dispatcher):
 def held(grammar):
     """The shared test engine with the grammar in use (constrained=True per call)."""
     e = engine()
-    e.use_grammar(grammar, max_forced=7.0)  # config.yaml's
+    e.use_grammar(grammar, max_forced=7.0, max_per_word=2.5)  # config.yaml's
     yield e
     e.use_grammar(None)
 
@@ -136,6 +136,13 @@ def test_a_corrupt_cache_file_is_rebuilt(dispatcher, tmp_path):
     cache_path(key, tmp_path).write_bytes(b"not a pickle")
     g = CommandGrammar.cached(dispatcher.intents, key, tmp_path)
     assert g.dfa.accepts(" What time is it?")
+
+
+def test_a_held_text_is_kept_only_when_forcing_it_cost_little_in_all_and_per_word():
+    assert acceptable(6.24, "Multiply 7 by 8.", 7.0, 2.5)  # measured: a command the grammar fixed
+    assert acceptable(0.0, "Stop.", 7.0, 2.5)
+    assert not acceptable(7.5, "Set a timer for 5 minutes and 30 seconds.", 7.0, 2.5)  # over in all
+    assert not acceptable(6.98, "No more.", 7.0, 2.5)  # measured: a person's "no" in traffic
 
 
 # -- the token index ----------------------------------------------------------------------
