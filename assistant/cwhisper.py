@@ -1,7 +1,6 @@
 """A small ctypes binding to the libwhisper that pywhispercpp ships, for what pywhispercpp 1.5.1
-does not expose: a logits filter that sees the logits (pywhispercpp's gets neither them nor the
-tokens so far), which `grammar.py` uses to hold decoding to the intents' sentences, and the
-log-probability of each decoded token.
+does not expose: a logits filter that sees the logits and the tokens so far (pywhispercpp's
+gets neither), which `grammar.py` uses to hold decoding to the intents' sentences.
 
 The struct layouts are whisper.h's for whisper.cpp 1.8.5 (the version in pywhispercpp 1.5.1's
 wheel). A layout that does not match would corrupt memory, so `Library` checks the layout
@@ -84,8 +83,8 @@ class FullParams(Structure):
 # pointer and bool run, so a shifted layout cannot pass. (The release has a bool
 # carry_initial_prompt after initial_prompt that the header on GitHub's master lacked: this
 # check found it.)
-_DEFAULTS = {"n_max_text_ctx": 16384, "suppress_blank": True, "print_timestamps": True, "thold_pt": 0.01, "thold_ptsum": 0.01, "temperature": 0.0,
-             "max_initial_ts": 1.0, "length_penalty": -1.0, "temperature_inc": 0.2, "entropy_thold": 2.4,
+_DEFAULTS = {"n_max_text_ctx": 16384, "suppress_blank": True, "print_timestamps": True, "thold_pt": 0.01,
+             "thold_ptsum": 0.01, "temperature": 0.0, "max_initial_ts": 1.0, "length_penalty": -1.0, "temperature_inc": 0.2, "entropy_thold": 2.4,
              "logprob_thold": -1.0, "no_speech_thold": 0.6, "greedy_best_of": 5, "beam_size": -1,
              "grammar_penalty": 100.0, "n_grammar_rules": 0}
 
@@ -142,10 +141,8 @@ class Library:
         lib.whisper_full_get_segment_text.argtypes = [c_void_p, c_int]
         lib.whisper_full_n_tokens.restype = c_int
         lib.whisper_full_n_tokens.argtypes = [c_void_p, c_int]
-        lib.whisper_full_get_token_data.restype = TokenData
-        lib.whisper_full_get_token_data.argtypes = [c_void_p, c_int, c_int]
-        lib.whisper_full_get_token_text.restype = c_char_p
-        lib.whisper_full_get_token_text.argtypes = [c_void_p, c_int, c_int]
+        lib.whisper_full_get_token_id.restype = c_int32
+        lib.whisper_full_get_token_id.argtypes = [c_void_p, c_int, c_int]
         lib.whisper_token_eot.restype = c_int32
         lib.whisper_token_eot.argtypes = [c_void_p]
         lib.whisper_token_to_str.restype = c_char_p
@@ -161,9 +158,9 @@ class Library:
                 cls._instance = cls()
             return cls._instance
 
-    def default_params(self, strategy: int = 0) -> FullParams:
-        """whisper.cpp's defaults for greedy (0) or beam search (1)."""
-        ref = self.lib.whisper_full_default_params_by_ref(strategy)
+    def default_params(self) -> FullParams:
+        """whisper.cpp's defaults for greedy decoding."""
+        ref = self.lib.whisper_full_default_params_by_ref(0)
         try:
             return FullParams.from_buffer_copy(ref.contents)
         finally:
@@ -195,24 +192,10 @@ class Library:
 
 
 @dataclass(frozen=True)
-class Token:
-    text: str
-    logprob: float
-
-
-@dataclass(frozen=True)
 class Decoded:
     text: str
-    tokens: List[Token]  # text tokens only (no special tokens)
-    ids: List[int]
+    ids: List[int]  # the text tokens (no special or timestamp tokens)
     segments: List[tuple]  # (start s, end s, text); with timestamps off, whisper's own guess
-    @property
-    def logprob(self) -> float:
-        return sum(t.logprob for t in self.tokens)
-
-    @property
-    def mean_logprob(self) -> float:
-        return self.logprob / len(self.tokens) if self.tokens else -math.inf
 
 
 class Context:
@@ -228,7 +211,6 @@ class Context:
             raise BindingError(f"whisper.cpp could not load {self.model_path}")
         self._eot = self.library.lib.whisper_token_eot(self._ctx)
         self._n_vocab = self.library.lib.whisper_n_vocab(self._ctx)
-        self._token_bytes: dict = {}
 
     @property
     def eot(self) -> int:
@@ -236,12 +218,7 @@ class Context:
 
     def vocabulary(self) -> List[bytes]:
         """The text tokens' bytes, by id (the special tokens from end-of-text on excluded)."""
-        return [self.token_bytes(i) for i in range(self._eot)]
-
-    def token_bytes(self, token: int) -> bytes:
-        if token not in self._token_bytes:
-            self._token_bytes[token] = self.library.lib.whisper_token_to_str(self._ctx, token) or b""
-        return self._token_bytes[token]
+        return [self.library.lib.whisper_token_to_str(self._ctx, i) or b"" for i in range(self._eot)]
 
     def close(self) -> None:
         if self._ctx:
@@ -258,7 +235,7 @@ class Context:
                prompt: Optional[str] = None,
                logits_filter: Optional[Callable[[List[int], np.ndarray], None]] = None,
                max_tokens: int = 0, abort: Optional[Callable[[], bool]] = None,
-               beam_size: int = 1, timestamps: bool = False, max_len: int = 0,
+               timestamps: bool = False, max_len: int = 0,
                temperature_inc: float = 0.0) -> Optional[Decoded]:
         """Greedy, without context. Without timestamps: one segment and no temperature fallback,
         the command path's settings. With them (long audio): segments, and max_len > 0 asks for
@@ -268,8 +245,7 @@ class Context:
         so the logits are the model's own. None: abort() said stop."""
         lib = self.library.lib
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        p = self.library.default_params(1 if beam_size > 1 else 0)
-        p.beam_size = beam_size
+        p = self.library.default_params()
         p.n_threads = threads
         p.no_context = True
         p.no_timestamps = not timestamps
@@ -309,16 +285,11 @@ class Context:
             if abort is not None and abort():
                 return None
             raise RuntimeError(f"whisper_full failed ({rc})")
-        texts, tokens, ids, segments = [], [], [], []
+        ids, segments = [], []
         for s in range(lib.whisper_full_n_segments(self._ctx)):
-            texts.append(lib.whisper_full_get_segment_text(self._ctx, s).decode("utf-8", "replace"))
             segments.append((lib.whisper_full_get_segment_t0(self._ctx, s) / 100.0,
-                             lib.whisper_full_get_segment_t1(self._ctx, s) / 100.0, texts[-1]))
-            for t in range(lib.whisper_full_n_tokens(self._ctx, s)):
-                data = lib.whisper_full_get_token_data(self._ctx, s, t)
-                if data.id >= self._eot:  # special and timestamp tokens
-                    continue
-                ids.append(data.id)
-                text = lib.whisper_full_get_token_text(self._ctx, s, t).decode("utf-8", "replace")
-                tokens.append(Token(text, float(data.plog)))
-        return Decoded("".join(texts).strip(), tokens, ids, segments)
+                             lib.whisper_full_get_segment_t1(self._ctx, s) / 100.0,
+                             lib.whisper_full_get_segment_text(self._ctx, s).decode("utf-8", "replace")))
+            ids += [i for i in (lib.whisper_full_get_token_id(self._ctx, s, t)
+                                for t in range(lib.whisper_full_n_tokens(self._ctx, s))) if i < self._eot]
+        return Decoded("".join(text for _, _, text in segments).strip(), ids, segments)

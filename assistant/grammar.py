@@ -48,7 +48,7 @@ from hassil.intents import RangeSlotList, SlotList, TextSlotList
 from .normalize import FILLERS, LEADING, TRAILING
 
 _LOGGER = logging.getLogger(__name__)
-VERSION = 3  # of the automaton's construction: a change invalidates cached grammars
+VERSION = 4  # of the automaton's construction: a change invalidates cached grammars
 
 UNITS = "zero one two three four five six seven eight nine".split()
 TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -61,7 +61,10 @@ LEADS = {("okay",), ("ok",), ("hey",), ("so",), ("and",), ("now",), ("could", "y
          ("would", "you")}
 TRAILS = {("thanks",), ("thank", "you"), ("okay",), ("ok",)}
 END_PUNCT = ".?!"
-OTHER = ""  # any character the templates do not spell (in a wildcard)
+# A wildcard's symbols: those other templates may spell out, which a DFA state merging both
+# needs as moves of its own, and OTHER: any character without a move of its own in the state.
+WILDCARD = string.ascii_letters + DIGITS + " ,-'"
+OTHER = ""
 
 
 class Nfa:
@@ -120,8 +123,8 @@ class _Templates:
     """hassil expressions -> NFA fragments. A word not glued to the one before it starts with
     the separator (" " or ", "), as whisper's tokens do."""
 
-    def __init__(self, nfa: Nfa, alphabet: Set[str]):
-        self.nfa, self.alphabet = nfa, alphabet
+    def __init__(self, nfa: Nfa):
+        self.nfa = nfa
 
     def sep(self) -> Tuple[int, int]:
         # Commas only around the fillers and polite words (template_automaton): allowed between
@@ -129,7 +132,6 @@ class _Templates:
         return self.nfa.text(" ")
 
     def word(self, w: str, glued: bool = False) -> Tuple[int, int]:
-        self.alphabet.update(w.lower() + w[:1].upper())
         return self.nfa.text(w) if glued else self.nfa.seq([self.sep(), self.nfa.text(w, capital=True)])
 
     def number(self) -> Tuple[int, int]:
@@ -151,7 +153,6 @@ class _Templates:
         six", "two thousand three hundred". (A free run of number words was where a forced decode
         looped: "eleven nineteen eleven nineteen ...".)"""
         n = self.nfa
-        self.alphabet.update("".join(UNITS + TEENS + TENS).upper() + "".join(UNITS + TEENS + TENS) + "ahundredthousand")
         words = lambda ws: n.alt([n.text(w, capital=True) for w in ws])  # noqa: E731
         join = lambda: n.alt([n.text(" "), n.text("-")])  # noqa: E731
 
@@ -169,8 +170,7 @@ class _Templates:
 
     def wildcard(self) -> Tuple[int, int]:
         n = self.nfa
-        symbols = sorted(self.alphabet - set(END_PUNCT)) + [OTHER]
-        return n.seq([self.sep(), n.plus(n.chars(symbols))])
+        return n.seq([self.sep(), n.plus(n.chars(list(WILDCARD) + [OTHER]))])
 
     def build(self, expr: Expression, lists: Dict[str, SlotList], rules: Dict[str, object], glue: bool,
               depth: int = 0) -> Tuple[int, int]:
@@ -214,30 +214,22 @@ class Dfa:
     start: int = 0
 
     def accepts(self, text: str) -> bool:
-        state: Optional[int] = self.start
         state = self.walk(text)
         return state is not None and self.accepting[state]
+
+    def step(self, state: int, c: str) -> Optional[int]:
+        moves = self.moves[state]
+        nxt = moves.get(c)
+        return moves.get(OTHER) if nxt is None else nxt
 
     def walk(self, text: str, state: Optional[int] = None) -> Optional[int]:
         """The state after text from state (default: the start), None once text leaves the language."""
         state = self.start if state is None else state
-        alphabet = self.alphabet
         for c in text:
-            moves = self.moves[state]
-            state = moves.get(c) if c in alphabet else moves.get(OTHER)
+            state = self.step(state, c)
             if state is None:
                 return None
         return state
-
-    @property
-    def alphabet(self) -> Set[str]:
-        if not hasattr(self, "_alphabet"):
-            self._alphabet = _alphabet_of(self)
-        return self._alphabet
-
-
-def _alphabet_of(dfa: Dfa) -> Set[str]:
-    return {c for m in dfa.moves for c in m if c != OTHER}
 
 
 def determinize(nfa: Nfa, start: int, accept: int) -> Dfa:
@@ -313,10 +305,7 @@ def minimize(dfa: Dfa) -> Dfa:
 def template_automaton(intents: Intents) -> Dfa:
     """Every sentence of every intent, as whisper would write it, as a minimal DFA."""
     nfa = Nfa()
-    # spelled out from the start, so that a wildcard (which takes any of them, and OTHER for the
-    # rest) knows them all whatever template comes first
-    alphabet: Set[str] = set(string.ascii_letters + DIGITS + " ,-'" + END_PUNCT)
-    t = _Templates(nfa, alphabet)
+    t = _Templates(nfa)
     sentences = []
     for intent in intents.intents.values():
         for data in intent.data:
@@ -358,14 +347,13 @@ class TokenIndex:
     def allowed(self, state: int) -> np.ndarray:
         if state not in self._allowed:
             ids: List[int] = []
-            alphabet, moves = self.dfa.alphabet, self.dfa.moves
             stack = [(self.trie, state)]
             while stack:
                 node, st = stack.pop()
                 for c, child in node.items():
                     if c is _IDS:
                         continue
-                    nxt = moves[st].get(c) if c in alphabet else moves[st].get(OTHER)
+                    nxt = self.dfa.step(st, c)
                     if nxt is not None:
                         ids.extend(child.get(_IDS, ()))
                         stack.append((child, nxt))
@@ -378,8 +366,8 @@ _IDS = object()  # the trie key under which a node keeps the tokens that end the
 
 class Steer:
     """One constrained decode, as a logits filter: only tokens that continue a sentence of the
-    grammar, and the end of text only after a whole sentence. Works for greedy and beam search:
-    each call brings its own tokens so far (one beam's).
+    grammar, and the end of text only after a whole sentence. Each call brings the tokens so far
+    and finds its parent prefix's entry, so a step costs one token's walk, not the whole text's.
 
     `forced(ids)` totals what the grammar cost the decoded text, in nats: at each step, the
     model's best log-probability minus that of the token taken (the end of text included).
@@ -387,27 +375,33 @@ class Steer:
     that is not a command was forced into one.
     """
 
-    def __init__(self, grammar: "CommandGrammar", index: TokenIndex, eot: int, vocabulary: Sequence[bytes],
-                 max_forced: float = math.inf):
-        self.grammar, self.index, self.eot, self.vocabulary = grammar, index, eot, vocabulary
-        self.max_forced = max_forced
-        # Set once the text so far cost more than max_forced: the decode can stop there, its
-        # text would be dropped anyway (Engine's abort callback reads it).
-        self.exceeded = False
-        self.cost = 0.0  # of the tokens so far (of the last beam seen)
-        # tokens so far -> (best log-probability, {allowed token: its log-probability})
-        self._steps: Dict[Tuple[int, ...], Tuple[float, Dict[int, float]]] = {}
+    def __init__(self, steering: "Steering"):
+        self.dfa, self.index = steering.grammar.dfa, steering.index
+        self.eot, self.vocabulary, self.max_forced = steering.eot, steering.vocabulary, steering.max_forced
+        self.cost = 0.0  # of the tokens so far
+        # tokens so far -> (state, their cost, best log-probability, {allowed token: log-probability})
+        self._steps: Dict[Tuple[int, ...], Tuple[int, float, float, Dict[int, float]]] = {}
+
+    @property
+    def exceeded(self) -> bool:
+        """The text so far cost more than max_forced: the decode may stop, its text would be
+        dropped anyway (Engine's abort callback reads this)."""
+        return self.cost > self.max_forced
 
     def __call__(self, ids: Sequence[int], logits: np.ndarray) -> None:
-        self.cost = self.forced(ids, partial=True)
-        if self.cost > self.max_forced:
-            self.exceeded = True
-        text = b"".join(self.vocabulary[i] for i in ids).decode("utf-8", "ignore")
-        state = self.grammar.dfa.walk(text)
-        if state is None:  # cannot happen while every step is held to the grammar
-            return
+        prefix = tuple(ids)
+        if not prefix:
+            state, self.cost = self.dfa.start, 0.0
+        else:
+            parent = self._steps.get(prefix[:-1])
+            if parent is None:  # cannot happen while every step is held to the grammar
+                return
+            state = self.dfa.walk(self.vocabulary[prefix[-1]].decode("utf-8", "ignore"), parent[0])
+            self.cost = _after(parent, prefix[-1])
+            if state is None:
+                return
         allowed = self.index.allowed(state)
-        can_end = self.grammar.dfa.accepting[state]
+        can_end = self.dfa.accepting[state]
         if not allowed.size and not can_end:
             return
         top = float(logits.max())
@@ -417,23 +411,27 @@ class Steer:
         choices = dict(zip(allowed.tolist(), (kept - norm).tolist()))
         if can_end:
             choices[self.eot] = end - norm
-        self._steps[tuple(ids)] = (top - norm, choices)
+        self._steps[prefix] = (state, self.cost, top - norm, choices)
         logits[:] = -np.inf
         logits[allowed] = kept
         if can_end:
             logits[self.eot] = end
 
-    def forced(self, ids: Sequence[int], partial: bool = False) -> float:
-        """The cost of ids followed by the end of text (partial: of ids so far)."""
-        total = 0.0
-        for k in range(len(ids) + (0 if partial else 1)):
-            step = self._steps.get(tuple(ids[:k]))
-            if step is None:  # the decode stopped at its token limit
-                break
-            best, choices = step
-            taken = ids[k] if k < len(ids) else self.eot
-            total += best - choices.get(taken, -math.inf)
-        return total
+    def forced(self, ids: Sequence[int]) -> float:
+        """The cost of ids followed by the end of text (of ids alone when the decode stopped at
+        its token limit: then no step followed them)."""
+        prefix = tuple(ids)
+        entry = self._steps.get(prefix)
+        if entry is not None:
+            return _after(entry, self.eot)
+        parent = self._steps.get(prefix[:-1]) if prefix else None
+        return _after(parent, prefix[-1]) if parent is not None else 0.0
+
+
+def _after(entry: Tuple[int, float, float, Dict[int, float]], token: int) -> float:
+    """The cost of an entry's prefix followed by token."""
+    _, cost, best, choices = entry
+    return cost + best - choices.get(token, -math.inf)
 
 
 @dataclass
@@ -494,7 +492,16 @@ class Steering:
         self.index = TokenIndex(grammar.dfa, vocabulary)
 
     def steer(self) -> Steer:
-        return Steer(self.grammar, self.index, self.eot, self.vocabulary, self.max_forced)
+        return Steer(self)
+
+    def keeps(self, forced: float, text: str) -> bool:
+        return acceptable(forced, text, self.max_forced, self.max_per_word)
+
+
+def use_intents(engine, dispatcher, asr) -> None:
+    """Hold the engine's command decodes (constrained=True) to the dispatcher's intents, with
+    config.asr's limits."""
+    engine.use_grammar(for_dispatcher(dispatcher), asr.grammar_max_forced, asr.grammar_max_forced_per_word)
 
 
 def for_dispatcher(dispatcher, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> CommandGrammar:

@@ -479,10 +479,9 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
         engine = load_engine(config)
         engine.warm_up()
         if dispatcher is not None and config.asr.grammar:
-            from .grammar import for_dispatcher
+            from .grammar import use_intents
 
-            engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced,
-                               config.asr.grammar_max_forced_per_word)
+            use_intents(engine, dispatcher, config.asr)
     except BaseException:
         for close in reversed(closing):
             close()

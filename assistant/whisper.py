@@ -131,10 +131,6 @@ class Engine:
                 steering = Steering(grammar, self._model.vocabulary(), self._model.eot, max_forced, max_per_word)
         self._steering = steering
 
-    def close(self) -> None:
-        with self._lock:
-            self._model.close()
-
     @property
     def grammar_ready(self) -> bool:
         return self._steering is not None
@@ -169,14 +165,13 @@ class Engine:
             if constrained and self._steering is not None:
                 text, forced = self._decode_held(audio, ctx, prompt, abort, max_tokens)
             held = text is not None
-            for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
-                if text is not None:  # held to the grammar
-                    break
-                segments = self._decode(_pad(audio), ctx, timestamps=False, prompt=prompt, abort=abort,
-                                        max_tokens=max_tokens)
-                text = cut_loop(" ".join(s.text for s in segments), audio.size)
-                if text is not None or (abort is not None and abort()):
-                    break
+            if not held:  # free decoding, or the grammar's text was dropped
+                for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
+                    segments = self._decode(_pad(audio), ctx, timestamps=False, prompt=prompt, abort=abort,
+                                            max_tokens=max_tokens)
+                    text = cut_loop(" ".join(s.text for s in segments), audio.size)
+                    if text is not None or (abort is not None and abort()):
+                        break
             decode_ms = (time.perf_counter() - start) * 1000
         finally:
             self._lock.release()
@@ -192,20 +187,14 @@ class Engine:
         """(text, forced) held to the grammar; text None when forcing cost more than max_forced."""
         steering = self._steering
         steer = steering.steer()
-        with _QuietLogs():
-            # stops as soon as the forcing is over the limit: speech that is not a command
-            # otherwise wanders on through the grammar to the token limit
-            decoded = self._model.decode(_pad(audio), threads=self.threads, audio_ctx=audio_ctx,
-                                          language=self.language, prompt=prompt, logits_filter=steer,
-                                          max_tokens=max_tokens,
-                                          abort=lambda: steer.exceeded or (abort is not None and abort()))
+        # stops as soon as the forcing is over the limit: speech that is not a command
+        # otherwise wanders on through the grammar to the token limit
+        decoded = self._run(_pad(audio), audio_ctx, prompt=prompt, max_tokens=max_tokens, logits_filter=steer,
+                            abort=lambda: steer.exceeded or (abort is not None and abort()))
         if decoded is None:  # aborted by the caller, or over the limit
             return None, (round(steer.cost, 3) if steer.exceeded else None)
-        from .grammar import acceptable
-
         forced = round(max(0.0, steer.forced(decoded.ids)), 3)
-        keep = acceptable(forced, decoded.text, steering.max_forced, steering.max_per_word)
-        return (decoded.text if keep else None), forced
+        return (decoded.text if steering.keeps(forced, decoded.text) else None), forced
 
     def warm_up(self) -> None:
         """The first decode allocates whisper.cpp's buffers (about a second); do it before a user waits."""
@@ -243,25 +232,22 @@ class Engine:
 
     def _decode(self, audio, audio_ctx, timestamps, prompt=None, abort=None, max_chars=0,
                 max_tokens=0) -> List[Segment]:
-        with _QuietLogs():
-            raw = self._transcribe(audio, audio_ctx, timestamps, prompt, abort, max_chars, max_tokens)
-        out = []
-        for start, end, text in raw:
-            text = text.strip()
-            if text:
-                out.append(Segment(start, end, text))
-        return out
+        decoded = self._run(audio, audio_ctx, timestamps, prompt, abort, max_chars, max_tokens)
+        segments = decoded.segments if decoded is not None else []
+        return [Segment(start, end, text.strip()) for start, end, text in segments if text.strip()]
 
-    def _transcribe(self, audio, audio_ctx, timestamps, prompt, abort, max_chars, max_tokens):
-        decoded = self._model.decode(
-            audio, threads=self.threads, language=self.language,
-            audio_ctx=0 if audio_ctx >= FULL_AUDIO_CTX else audio_ctx,
-            timestamps=timestamps, prompt=prompt or None, max_len=max_chars, max_tokens=max_tokens,
-            abort=abort,
-            # Temperature fallback re-decodes with sampling: it fights repetition loops in long
-            # audio, but on a command it costs a second decode and makes the text random.
-            temperature_inc=0.2 if timestamps else 0.0)
-        return decoded.segments if decoded is not None else []
+    def _run(self, audio, audio_ctx, timestamps=False, prompt=None, abort=None, max_chars=0, max_tokens=0,
+             logits_filter=None):
+        """One whisper_full call; None when abort() stopped it."""
+        with _QuietLogs():
+            return self._model.decode(
+                audio, threads=self.threads, language=self.language,
+                audio_ctx=0 if audio_ctx >= FULL_AUDIO_CTX else audio_ctx,
+                timestamps=timestamps, prompt=prompt or None, max_len=max_chars, max_tokens=max_tokens,
+                abort=abort, logits_filter=logits_filter,
+                # Temperature fallback re-decodes with sampling: it fights repetition loops in long
+                # audio, but on a command it costs a second decode and makes the text random.
+                temperature_inc=0.2 if timestamps else 0.0)
 
 
 def _key(token: str) -> str:

@@ -96,7 +96,7 @@ from assistant import config as config_mod  # noqa: E402
 from assistant import events as ev  # noqa: E402
 from assistant.audio import SAMPLE_RATE, load_audio, resample  # noqa: E402
 from assistant.dispatch import Dispatcher  # noqa: E402
-from assistant.grammar import for_dispatcher  # noqa: E402
+from assistant.grammar import use_intents  # noqa: E402
 from assistant.intent_pack import Context  # noqa: E402
 from assistant.models import resolve  # noqa: E402
 from assistant.normalize import normalize_tokens  # noqa: E402
@@ -682,13 +682,11 @@ def realtime_pass(args, engine: Engine, config, synth: Synth, tmp: Path) -> dict
         dispatcher = Dispatcher.from_config(config)
         speaker = Speaker(config.speaker)
         prompt = dispatcher.vocabulary_prompt() or None
-        if config.asr.grammar:
-            engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced,
-                               config.asr.grammar_max_forced_per_word)
         source = TimedFileSource(wav, config.audio)
         events = _Sink()
+        # the engine holds main()'s grammar of the same intents; config.asr.grammar decides its use
         pipeline = Pipeline(source, engine, config, [events], prompt=prompt, muted=speaker.muted,
-                            constrained=engine.grammar_ready)
+                            constrained=config.asr.grammar and engine.grammar_ready)
         pipeline.responder = Responder(dispatcher, speaker, pipeline.emit)
         t_run = time.time()
         pipeline.run()
@@ -796,7 +794,7 @@ SHIPPED = "grammar"  # config.yaml: the prompt, and asr.grammar on
 
 
 def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict], dispatcher: Dispatcher,
-              args, engine: Engine, prompt: str, elapsed: float) -> Tuple[str, dict]:
+              args, engine: Engine, prompt: str, elapsed: float, max_forced: float) -> Tuple[str, dict]:
     lines: List[str] = []
     summary: Dict[str, Any] = {}
     voices = list(dict.fromkeys(u.voice for u in utts if u.kind != "real-ood"))
@@ -899,7 +897,7 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
                      f"| {fixed} | {broken} | {med(d_none)} (p95 {pct(d_none, 95)}) | {med(d_prompt)} "
                      f"(p95 {pct(d_prompt, 95)}) | {med(diff):+} |")
     summary["prompt"] = prompt_rows
-    lines += grammar_report(utts, engine, summary)
+    lines += grammar_report(utts, max_forced, summary)
     loops = {run: sum(bool(u.runs[run]["looped"]) for u in utts) for run in ("none", "prompt")}
     lines.append(f"\nDecodes redone in a wider window because the first looked like a repetition loop: "
                  f"{loops['none']}/{len(utts)} without the prompt, {loops['prompt']}/{len(utts)} with it "
@@ -978,9 +976,8 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
     return "\n".join(lines), summary
 
 
-def grammar_report(utts: List[Utt], engine: Engine, summary: dict) -> List[str]:
+def grammar_report(utts: List[Utt], limit: float, summary: dict) -> List[str]:
     """Holding the decode to the intents' grammar against the same prompt decoded freely."""
-    limit = engine._steering.max_forced
     lines = ["\n### Intents' grammar: does it help? (paired with the prompt run: same audio, same prompt)\n",
              f"asr.grammar_max_forced = {limit} nats (and asr.grammar_max_forced_per_word per word): above "
              "it the grammar's text is dropped and the audio decoded freely (the prompt run's decode, done "
@@ -1103,8 +1100,7 @@ def main() -> int:
     engine.warm_up()
     dispatcher = Dispatcher.from_config(config)
     prompt = args.prompt if args.prompt is not None else dispatcher.vocabulary_prompt()
-    engine.use_grammar(for_dispatcher(dispatcher), config.asr.grammar_max_forced,  # the "grammar" run
-                       config.asr.grammar_max_forced_per_word)
+    use_intents(engine, dispatcher, config.asr)  # the "grammar" run, and the real-time pass when asr.grammar
     oracle = {t: same(matched(dispatcher, t), (i, s)) for t, i, s in SENTENCES}
     oracle.update({t: dispatcher.match(t) is None for t in OOD_SENTENCES})
     noises = load_noises()
@@ -1129,7 +1125,8 @@ def main() -> int:
         other = other_speech_pass(engine, dispatcher, prompt, noises, args.quick)
     args._handle_ms = handle_latency(dispatcher, utts)
     elapsed = time.perf_counter() - t0
-    text, summary = summarise(utts, oracle, realtime, dispatcher, args, engine, prompt, elapsed)
+    text, summary = summarise(utts, oracle, realtime, dispatcher, args, engine, prompt, elapsed,
+                              config.asr.grammar_max_forced)
     other_lines, summary["other_speech"] = other_speech_report(other, config.asr.grammar_max_forced)
     text += "\n" + "\n".join(other_lines)
     text += "\n" + goals(summary)

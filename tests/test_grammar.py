@@ -15,6 +15,7 @@ from hassil.intents import RangeSlotList
 from hassil.sample import sample_expression
 
 from asr import DATA, ROOT, engine, model_path
+from assistant import config as config_mod
 from assistant import cwhisper
 from assistant.audio import load_audio
 from assistant.dispatch import Dispatcher
@@ -22,6 +23,7 @@ from assistant.grammar import CommandGrammar, TokenIndex, acceptable, cache_path
 from assistant.whisper import Aborted
 
 COMMANDS = DATA / "commands"
+ASR = config_mod.load().asr  # config.yaml's limits, the assistant's
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def grammar(dispatcher):
 def held(grammar):
     """The shared test engine with the grammar in use (constrained=True per call)."""
     e = engine()
-    e.use_grammar(grammar, max_forced=7.0, max_per_word=2.5)  # config.yaml's
+    e.use_grammar(grammar, ASR.grammar_max_forced, ASR.grammar_max_forced_per_word)
     yield e
     e.use_grammar(None)
 
@@ -200,7 +202,7 @@ def test_a_misheard_command_is_held_to_the_grammar(held, dispatcher):
     assert dispatcher.match(free.text) is None, free.text  # tiny.en alone: "Multiplite oven blade."
     tr = held.transcribe_command(audio, prompt=dispatcher.vocabulary_prompt(), constrained=True)
     assert tr.text == "Multiply 7 by 8."
-    assert 0.0 <= tr.forced <= 7.0
+    assert 0.0 <= tr.forced <= ASR.grammar_max_forced
     m = dispatcher.match(tr.text)
     assert (m.intent, m.slots["left"], m.slots["operator"], m.slots["right"]) == ("Calculate", 7, "*", 8)
 
@@ -225,7 +227,7 @@ def test_a_command_heard_right_costs_nothing_to_hold(held, dispatcher):
 def test_speech_that_is_not_a_command_is_decoded_freely(held, dispatcher):
     audio = load_audio(COMMANDS / "turn_on_the_kitchen_light.wav")
     tr = held.transcribe_command(audio, prompt=dispatcher.vocabulary_prompt(), constrained=True)
-    assert tr.forced > 7.0
+    assert tr.forced > ASR.grammar_max_forced
     assert "kitchen light" in tr.text.lower()  # the free decode's text, not a forced one
     assert dispatcher.match(tr.text) is None
 
@@ -255,4 +257,4 @@ def test_the_assistant_holds_its_finals_to_the_grammar(pulse_audio, tmp_path):
     intents = [e["name"] for e in events if e["type"] == "intent"]
     assert intents == ["Calculate", None, "TimerStart"], (finals, out.stderr[-2000:])
     assert [f["forced"] is not None for f in finals] == [True, True, True]
-    assert finals[0]["forced"] <= 7.0 < finals[1]["forced"]
+    assert finals[0]["forced"] <= ASR.grammar_max_forced < finals[1]["forced"]
