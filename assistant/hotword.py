@@ -51,7 +51,7 @@ import numpy as np
 
 from . import events as ev
 from .config import Config, WakeConfig, check
-from .wake import VERIFY_WINDOW_S, WAKE_WORDS, heard_wake_word
+from .wake import VERIFY_WINDOW_S, WAKE_PHRASE_WORDS, WAKE_WORDS, heard_wake_word
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +73,6 @@ BARGE_IN_ECHO_S = 0.1
 RESIDUE_S = 0.15
 POLL_S = 0.1  # push-to-talk: how often the stdin reader checks for stop()
 CHECK_TIMEOUT_S = 5.0  # the longest the listener waits for whisper's second opinion
-
-# The words of each wake phrase: whisper sometimes hears the end of the wake word at the start of
-# the command (Wake.end is an estimate), and a leading run of these is never part of a command.
-WAKE_PHRASE_WORDS = {
-    "okay_nabu": {"okay", "ok", "nabu"},
-    "hey_jarvis": {"hey", "jarvis"},
-    "alexa": {"alexa"},
-    "hey_mycroft": {"hey", "mycroft"},
-}
 
 
 def check_config(config: Config) -> None:

@@ -69,6 +69,14 @@ SPELLINGS: dict[str, tuple[str, ...]] = {
     "hey_mycroft": ("mycroft",),
     "okay_nabu": ("nabu",),
 }
+# The words of each wake phrase: whisper sometimes hears the end of the wake word at the start of
+# the command (Wake.end is an estimate), and a leading run of these is never part of a command.
+WAKE_PHRASE_WORDS = {
+    "okay_nabu": {"okay", "ok", "nabu"},
+    "hey_jarvis": {"hey", "jarvis"},
+    "alexa": {"alexa"},
+    "hey_mycroft": {"hey", "mycroft"},
+}
 VERIFY_WINDOW_S = 1.5  # audio before the detection that whisper checks: the longest word and a margin
 SPELLING_SIMILARITY = 0.75  # "Alexia", "Lexa" count; "electric" does not
 
