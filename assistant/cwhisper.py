@@ -143,6 +143,10 @@ class Library:
         lib.whisper_full_n_tokens.argtypes = [c_void_p, c_int]
         lib.whisper_full_get_token_id.restype = c_int32
         lib.whisper_full_get_token_id.argtypes = [c_void_p, c_int, c_int]
+        lib.whisper_full_get_token_p.restype = c_float
+        lib.whisper_full_get_token_p.argtypes = [c_void_p, c_int, c_int]
+        lib.whisper_full_get_segment_no_speech_prob.restype = c_float
+        lib.whisper_full_get_segment_no_speech_prob.argtypes = [c_void_p, c_int]
         lib.whisper_token_eot.restype = c_int32
         lib.whisper_token_eot.argtypes = [c_void_p]
         lib.whisper_token_to_str.restype = c_char_p
@@ -196,6 +200,10 @@ class Decoded:
     text: str
     ids: List[int]  # the text tokens (no special or timestamp tokens)
     segments: List[tuple]  # (start s, end s, text); with timestamps off, whisper's own guess
+    # whisper's probability that the audio holds no speech (of the first window), and the mean
+    # log-probability of the text tokens: openai-whisper's pair for telling noise from speech
+    no_speech: float = 0.0
+    logprob: float = 0.0
 
 
 class Context:
@@ -285,11 +293,17 @@ class Context:
             if abort is not None and abort():
                 return None
             raise RuntimeError(f"whisper_full failed ({rc})")
-        ids, segments = [], []
-        for s in range(lib.whisper_full_n_segments(self._ctx)):
+        ids, segments, logp = [], [], []
+        n_segments = lib.whisper_full_n_segments(self._ctx)
+        for s in range(n_segments):
             segments.append((lib.whisper_full_get_segment_t0(self._ctx, s) / 100.0,
                              lib.whisper_full_get_segment_t1(self._ctx, s) / 100.0,
                              lib.whisper_full_get_segment_text(self._ctx, s).decode("utf-8", "replace")))
-            ids += [i for i in (lib.whisper_full_get_token_id(self._ctx, s, t)
-                                for t in range(lib.whisper_full_n_tokens(self._ctx, s))) if i < self._eot]
-        return Decoded("".join(text for _, _, text in segments).strip(), ids, segments)
+            for t in range(lib.whisper_full_n_tokens(self._ctx, s)):
+                i = lib.whisper_full_get_token_id(self._ctx, s, t)
+                if i < self._eot:
+                    ids.append(i)
+                    logp.append(math.log(max(1e-12, lib.whisper_full_get_token_p(self._ctx, s, t))))
+        no_speech = lib.whisper_full_get_segment_no_speech_prob(self._ctx, 0) if n_segments else 1.0
+        return Decoded("".join(text for _, _, text in segments).strip(), ids, segments,
+                       float(no_speech), float(np.mean(logp)) if logp else 0.0)

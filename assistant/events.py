@@ -73,6 +73,9 @@ class Final(Event):
     # decoded held to the intents' grammar: what that cost in nats (the text is the grammar's
     # up to asr.grammar_max_forced, else a free decode's); None: not held to a grammar
     forced: Optional[float] = None
+    # mean log-probability of the text's tokens; a free decode below asr.min_logprob is taken
+    # for noise and its text left empty
+    logprob: float = 0.0
 
 
 @dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import queue
 import signal
 import sys
@@ -60,12 +61,14 @@ class Decoder(threading.Thread):
     speculation that turned out wrong: it aborts when speech resumes or the final's audio differs."""
 
     def __init__(self, engine, emit: Callable[[ev.Event], None], prompt: Optional[str] = None,
-                 clean: Callable[[str], str] = lambda text: text, constrained: bool = False):
+                 clean: Callable[[str], str] = lambda text: text, constrained: bool = False,
+                 min_logprob: float = -math.inf):
         super().__init__(name="decoder", daemon=True)
         self.engine = engine
         self.emit = emit
         self.prompt = prompt
         self.constrained = constrained  # finals held to the intents' grammar (Engine.use_grammar)
+        self.min_logprob = min_logprob  # a freely decoded final less sure than this is noise: no text
         self.clean = clean  # hotword mode: a wake word whisper heard at the start is no part of the command
         self.jobs: "queue.Queue[_Job]" = queue.Queue(maxsize=8)
         self._final_waiting = threading.Event()
@@ -175,9 +178,14 @@ class Decoder(threading.Thread):
                             return
                     self._speculative = None
                     latency = (time.time() - job.end_wall) * 1000
-                    self.emit(ev.Final(t=job.t, text=self.clean(result.text), latency_ms=round(latency, 1),
+                    text = self.clean(result.text)
+                    if text and not result.held and result.logprob < self.min_logprob:
+                        log.info("dropping %r: whisper's guess at noise (mean log-probability %.2f)",
+                                 text, result.logprob)
+                        text = ""
+                    self.emit(ev.Final(t=job.t, text=text, latency_ms=round(latency, 1),
                                        audio_ctx=result.audio_ctx, decode_ms=round(result.decode_ms, 1),
-                                       forced=result.forced))
+                                       forced=result.forced, logprob=result.logprob))
             except Exception as e:  # noqa: BLE001 - one bad decode must not stop listening
                 log.exception("decode failed")
                 self.emit(ev.Error(t=job.t, message=f"transcription failed: {e}"))
@@ -329,7 +337,7 @@ class ConsoleLine:
             self.stream.flush()
         elif isinstance(event, ev.Final):
             prefix = "\r\033[K" if self.tty else ""
-            self.stream.write(f"{prefix}> {event.text}\n")
+            self.stream.write(f"{prefix}> {event.text}\n" if event.text else prefix)  # empty: noise
             self.stream.flush()
         elif isinstance(event, ev.Intent):
             slots = ", ".join(f"{k}={v}" for k, v in event.slots.items())
@@ -365,7 +373,8 @@ class Pipeline:
         self.push_to_talk = None  # a hotword.PushToTalk thread
         self.closing: List[Callable[[], None]] = []  # what close() releases (speaker, chime, ...)
         self.events: "queue.Queue[ev.Event]" = queue.Queue(maxsize=EVENTS_QUEUE)
-        self.decoder = Decoder(engine, self.emit, prompt, constrained=constrained)
+        self.decoder = Decoder(engine, self.emit, prompt, constrained=constrained,
+                               min_logprob=config.asr.min_logprob)
         self.listener = Listener(source, Segmenter(config.vad), self.decoder, self.emit,
                                  config.partials.interval_s, config.partials.enabled, muted)
 

@@ -62,6 +62,9 @@ class Transcript:
     # None: decoded freely only.
     forced: Optional[float] = None
     held: bool = False  # the text is the grammar's
+    # mean log-probability of the text's tokens (whisper's avg_logprob; 0.0 for no text): far
+    # below -1 the text is a guess, most often at noise
+    logprob: float = 0.0
 
 
 class Aborted(Exception):
@@ -161,16 +164,18 @@ class Engine:
             # repeat (measured: lower WER and latency than decoding again); only text that
             # cannot be saved is decoded again in a wider window
             max_tokens = int(TOKENS_PER_SECOND * audio.size / SAMPLE_RATE) + 16
-            text, forced = None, None
+            text, forced, logprob = None, None, 0.0
             if constrained and self._steering is not None:
-                text, forced = self._decode_held(audio, ctx, prompt, abort, max_tokens)
+                text, forced, logprob = self._decode_held(audio, ctx, prompt, abort, max_tokens)
             held = text is not None
             if not held:  # free decoding, or the grammar's text was dropped
                 for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
-                    segments = self._decode(_pad(audio), ctx, timestamps=False, prompt=prompt, abort=abort,
-                                            max_tokens=max_tokens)
-                    text = cut_loop(" ".join(s.text for s in segments), audio.size)
-                    if text is not None or (abort is not None and abort()):
+                    decoded = self._run(_pad(audio), ctx, prompt=prompt, abort=abort, max_tokens=max_tokens)
+                    if decoded is None:  # aborted
+                        break
+                    logprob = decoded.logprob
+                    text = cut_loop(decoded.text, audio.size)
+                    if text is not None:
                         break
             decode_ms = (time.perf_counter() - start) * 1000
         finally:
@@ -181,10 +186,11 @@ class Engine:
         duration = audio.size / SAMPLE_RATE
         # without timestamps whisper.cpp's segment times are meaningless: the utterance is the segment
         segments = [Segment(0.0, duration, text)] if text else []
-        return Transcript(text, segments, ctx, decode_ms, duration, forced, held)
+        return Transcript(text, segments, ctx, decode_ms, duration, forced, held, round(logprob, 3))
 
     def _decode_held(self, audio, audio_ctx, prompt, abort, max_tokens) -> tuple:
-        """(text, forced) held to the grammar; text None when forcing cost more than max_forced."""
+        """(text, forced, logprob) held to the grammar; text None when forcing cost more than
+        max_forced."""
         steering = self._steering
         steer = steering.steer()
         # stops as soon as the forcing is over the limit: speech that is not a command
@@ -192,9 +198,9 @@ class Engine:
         decoded = self._run(_pad(audio), audio_ctx, prompt=prompt, max_tokens=max_tokens, logits_filter=steer,
                             abort=lambda: steer.exceeded or (abort is not None and abort()))
         if decoded is None:  # aborted by the caller, or over the limit
-            return None, (round(steer.cost, 3) if steer.exceeded else None)
+            return None, (round(steer.cost, 3) if steer.exceeded else None), 0.0
         forced = round(max(0.0, steer.forced(decoded.ids)), 3)
-        return (decoded.text if steering.keeps(forced, decoded.text) else None), forced
+        return (decoded.text if steering.keeps(forced, decoded.text) else None), forced, decoded.logprob
 
     def warm_up(self) -> None:
         """The first decode allocates whisper.cpp's buffers (about a second); do it before a user waits."""
