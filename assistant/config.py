@@ -34,6 +34,8 @@ class AsrConfig:
     grammar: bool = True  # hold a command's final decode to the intents' sentences
     grammar_max_forced: float = 7.0  # nats; above, the grammar's text is dropped for a free decode
     grammar_max_forced_per_word: float = 2.5  # nats per word of the grammar's text; the same
+    grammar_beam: int = 4  # sentences the grammar's search keeps in the running
+    denoise: bool = True  # finals: subtract the pre-roll's noise spectrum first
     min_logprob: float = -1.2  # a free decode's mean token log-probability below this is noise
 
 

@@ -1,6 +1,7 @@
 """A small ctypes binding to the libwhisper that pywhispercpp ships, for what pywhispercpp 1.5.1
-does not expose: a logits filter that sees the logits and the tokens so far (pywhispercpp's
-gets neither), which `grammar.py` uses to hold decoding to the intents' sentences.
+does not expose: the decoder's log-probabilities for any continuation of the text, on the
+audio of the last decode (`Context.continuations`), which `grammar.py` searches to hold a
+command to the intents' sentences; and each decode's mean token log-probability.
 
 The struct layouts are whisper.h's for whisper.cpp 1.8.5 (the version in pywhispercpp 1.5.1's
 wheel). A layout that does not match would corrupt memory, so `Library` checks the layout
@@ -20,7 +21,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_float, c_
                     c_size_t, c_void_p)
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -153,6 +154,23 @@ class Library:
         lib.whisper_token_to_str.argtypes = [c_void_p, c_int32]
         lib.whisper_n_vocab.restype = c_int
         lib.whisper_n_vocab.argtypes = [c_void_p]
+        lib.whisper_n_text_ctx.restype = c_int
+        lib.whisper_n_text_ctx.argtypes = [c_void_p]
+        lib.whisper_tokenize.restype = c_int
+        lib.whisper_tokenize.argtypes = [c_void_p, c_char_p, POINTER(c_int32), c_int]
+        lib.whisper_decode.restype = c_int
+        lib.whisper_decode.argtypes = [c_void_p, POINTER(c_int32), c_int, c_int, c_int]
+        lib.whisper_get_logits.restype = POINTER(c_float)
+        lib.whisper_get_logits.argtypes = [c_void_p]
+        for name in ("sot", "not", "prev", "transcribe"):
+            getattr(lib, f"whisper_token_{name}").restype = c_int32
+            getattr(lib, f"whisper_token_{name}").argtypes = [c_void_p]
+        lib.whisper_token_lang.restype = c_int32
+        lib.whisper_token_lang.argtypes = [c_void_p, c_int]
+        lib.whisper_lang_id.restype = c_int
+        lib.whisper_lang_id.argtypes = [c_char_p]
+        lib.whisper_is_multilingual.restype = c_int
+        lib.whisper_is_multilingual.argtypes = [c_void_p]
         self._check_layout()
 
     @classmethod
@@ -218,11 +236,48 @@ class Context:
         if not self._ctx:
             raise BindingError(f"whisper.cpp could not load {self.model_path}")
         self._eot = self.library.lib.whisper_token_eot(self._ctx)
-        self._n_vocab = self.library.lib.whisper_n_vocab(self._ctx)
+        self.n_vocab = self.library.lib.whisper_n_vocab(self._ctx)
+        self._prompt_cached: Optional[bool] = None  # see continuations()
 
     @property
     def eot(self) -> int:
         return self._eot
+
+    def tokenize(self, text: str) -> List[int]:
+        n = len(text.encode()) + 8  # never more tokens than bytes
+        buf = (c_int32 * n)()
+        got = self.library.lib.whisper_tokenize(self._ctx, text.encode(), buf, n)
+        if got < 0:
+            raise BindingError(f"whisper_tokenize needed {-got} tokens for {text[:40]!r}")
+        return list(buf[:got])
+
+    def prompt_tokens(self, prompt: Optional[str], language: str = "en") -> List[int]:
+        """The tokens whisper_full puts before the text of a decode without timestamps: the
+        initial prompt after <|startofprev|> (its last n_text_ctx/2 tokens), <|startoftranscript|>,
+        language and task on a multilingual model, <|notimestamps|>."""
+        lib, ctx = self.library.lib, self._ctx
+        out: List[int] = []
+        if prompt:
+            out = [lib.whisper_token_prev(ctx)] + self.tokenize(prompt)[-(lib.whisper_n_text_ctx(ctx) // 2):]
+        out.append(lib.whisper_token_sot(ctx))
+        if lib.whisper_is_multilingual(ctx):
+            out += [lib.whisper_token_lang(ctx, lib.whisper_lang_id(language.encode())),
+                    lib.whisper_token_transcribe(ctx)]
+        out.append(lib.whisper_token_not(ctx))
+        return out
+
+    def continuations(self, prompt: Optional[str], threads: int, language: str = "en") -> Continuations:
+        """Log-probabilities of continuations of the text of the last decode(), which must have
+        had this prompt and no timestamps. Whether whisper_full's KV cache still holds the prompt
+        (whisper.cpp 1.8.5's does) is checked once, against decoding the prompt afresh."""
+        tokens = self.prompt_tokens(prompt, language)
+        if self._prompt_cached is None:
+            reused = Continuations(self, tokens, threads, True).after([])
+            fresh = Continuations(self, tokens, threads, False).after([])
+            self._prompt_cached = bool(np.allclose(reused, fresh, atol=1e-4))
+            if not self._prompt_cached:
+                _LOGGER.info("whisper_full's KV cache does not keep the prompt: decoding it each time")
+        return Continuations(self, tokens, threads, self._prompt_cached)
 
     def vocabulary(self) -> List[bytes]:
         """The text tokens' bytes, by id (the special tokens from end-of-text on excluded)."""
@@ -240,17 +295,13 @@ class Context:
             pass
 
     def decode(self, audio: np.ndarray, *, threads: int, audio_ctx: int, language: str = "en",
-               prompt: Optional[str] = None,
-               logits_filter: Optional[Callable[[List[int], np.ndarray], None]] = None,
-               max_tokens: int = 0, abort: Optional[Callable[[], bool]] = None,
+               prompt: Optional[str] = None, max_tokens: int = 0, abort: Optional[Callable[[], bool]] = None,
                timestamps: bool = False, max_len: int = 0,
                temperature_inc: float = 0.0) -> Optional[Decoded]:
         """Greedy, without context. Without timestamps: one segment and no temperature fallback,
         the command path's settings. With them (long audio): segments, and max_len > 0 asks for
-        segments of at most that many characters, split on words (subtitles).
-        logits_filter(ids, logits) sees the text tokens so far and may change the next token's
-        logits in place; whisper.cpp calls it before its own suppressions (non-speech tokens),
-        so the logits are the model's own. None: abort() said stop."""
+        segments of at most that many characters, split on words (subtitles). None: abort()
+        said stop. Afterwards continuations() can score other texts on the same audio."""
         lib = self.library.lib
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         p = self.library.default_params()
@@ -275,19 +326,6 @@ class Context:
             callback = AbortCallback(lambda _: bool(abort()))
             keep.append(callback)
             p.abort_callback = callback
-        if logits_filter is not None:
-            eot, n_vocab = self._eot, self._n_vocab
-
-            def filter_(_ctx, _state, tokens, n_tokens, logits, _user):
-                try:
-                    ids = [tokens[i].id for i in range(n_tokens) if tokens[i].id < eot]
-                    logits_filter(ids, np.ctypeslib.as_array(logits, shape=(n_vocab,)))
-                except Exception:  # noqa: BLE001 -- never raise into C
-                    _LOGGER.exception("logits filter failed")
-
-            callback = LogitsFilter(filter_)
-            keep.append(callback)
-            p.logits_filter_callback = callback
         rc = lib.whisper_full(self._ctx, p, audio.ctypes.data_as(POINTER(c_float)), audio.size)
         if rc != 0:
             if abort is not None and abort():
@@ -307,3 +345,43 @@ class Context:
         no_speech = lib.whisper_full_get_segment_no_speech_prob(self._ctx, 0) if n_segments else 1.0
         return Decoded("".join(text for _, _, text in segments).strip(), ids, segments,
                        float(no_speech), float(np.mean(logp)) if logp else 0.0)
+
+
+class Continuations:
+    """The decoder's log-probabilities of the next token after the prompt and some text tokens,
+    on the audio of the Context's last decode (whose encoder output whisper.cpp keeps), one
+    `whisper_decode` call each. The KV cache holds one sequence: moving to another text decodes
+    only its tokens after the prefix the two share, so a search that grows similar texts pays
+    about one token a call. Valid until the Context decodes again; not thread-safe."""
+
+    def __init__(self, context: "Context", prompt: Sequence[int], threads: int, prompt_cached: bool):
+        self.context, self.prompt, self.threads = context, list(prompt), threads
+        # whisper_full leaves the prompt in the KV cache: positions before it need no decoding
+        self._cached: Optional[List[int]] = [] if prompt_cached else None
+        self.calls = 0
+
+    def after(self, tokens: Sequence[int]) -> np.ndarray:
+        """log-softmax over the whole vocabulary of the token after prompt + tokens."""
+        tokens = list(tokens)
+        if self._cached is None:
+            seq, n_past = self.prompt + tokens, 0
+        else:
+            common = 0
+            for a, b in zip(self._cached, tokens):
+                if a != b:
+                    break
+                common += 1
+            # at least one token must be decoded for its logits: the last prompt token, if need be
+            common = min(common, len(tokens) - 1)
+            seq = (self.prompt[-1:] + tokens) if common < 0 else tokens[common:]
+            n_past = len(self.prompt) + common
+        lib = self.context.library.lib
+        rc = lib.whisper_decode(self.context._ctx, (c_int32 * len(seq))(*seq), len(seq), n_past, self.threads)
+        if rc != 0:
+            raise RuntimeError(f"whisper_decode failed ({rc})")
+        self.calls += 1
+        self._cached = tokens
+        row = np.ctypeslib.as_array(lib.whisper_get_logits(self.context._ctx),
+                                    shape=(len(seq), self.context.n_vocab))[-1].astype(np.float64)
+        top = row.max()
+        return row - top - math.log(np.exp(row - top).sum())

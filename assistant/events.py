@@ -71,7 +71,7 @@ class Final(Event):
     audio_ctx: int = 0  # whisper encoder window used (frames of 20 ms)
     decode_ms: float = 0.0  # time spent in whisper itself
     # decoded held to the intents' grammar: what that cost in nats (the text is the grammar's
-    # up to asr.grammar_max_forced, else a free decode's); None: not held to a grammar
+    # within asr.grammar_max_forced, else a free decode's); None: not held to a grammar
     forced: Optional[float] = None
     # mean log-probability of the text's tokens; a free decode below asr.min_logprob is taken
     # for noise and its text left empty

@@ -62,13 +62,14 @@ class Decoder(threading.Thread):
 
     def __init__(self, engine, emit: Callable[[ev.Event], None], prompt: Optional[str] = None,
                  clean: Callable[[str], str] = lambda text: text, constrained: bool = False,
-                 min_logprob: float = -math.inf):
+                 min_logprob: float = -math.inf, denoise: bool = False):
         super().__init__(name="decoder", daemon=True)
         self.engine = engine
         self.emit = emit
         self.prompt = prompt
         self.constrained = constrained  # finals held to the intents' grammar (Engine.use_grammar)
         self.min_logprob = min_logprob  # a freely decoded final less sure than this is noise: no text
+        self.denoise = denoise  # finals: the pre-roll's noise subtracted first (assistant/denoise.py)
         self.clean = clean  # hotword mode: a wake word whisper heard at the start is no part of the command
         self.jobs: "queue.Queue[_Job]" = queue.Queue(maxsize=8)
         self._final_waiting = threading.Event()
@@ -158,7 +159,7 @@ class Decoder(threading.Thread):
                         continue
                     try:
                         result = self.engine.transcribe_command(
-                            job.audio, prompt=self.prompt, constrained=self.constrained,
+                            job.audio, prompt=self.prompt, constrained=self.constrained, denoise=self.denoise,
                             abort=lambda: self._stopping.is_set() or self._wanted != wanted)
                     except Aborted:
                         continue
@@ -173,6 +174,7 @@ class Decoder(threading.Thread):
                         try:
                             result = self.engine.transcribe_command(job.audio, prompt=self.prompt,
                                                                     constrained=self.constrained,
+                                                                    denoise=self.denoise,
                                                                     abort=self._stopping.is_set)
                         except Aborted:
                             return
@@ -374,7 +376,7 @@ class Pipeline:
         self.closing: List[Callable[[], None]] = []  # what close() releases (speaker, chime, ...)
         self.events: "queue.Queue[ev.Event]" = queue.Queue(maxsize=EVENTS_QUEUE)
         self.decoder = Decoder(engine, self.emit, prompt, constrained=constrained,
-                               min_logprob=config.asr.min_logprob)
+                               min_logprob=config.asr.min_logprob, denoise=config.asr.denoise)
         self.listener = Listener(source, Segmenter(config.vad), self.decoder, self.emit,
                                  config.partials.interval_s, config.partials.enabled, muted)
 

@@ -57,8 +57,8 @@ class Transcript:
     audio_ctx: int  # encoder frames used (1500 = the full 30 s window)
     decode_ms: float
     duration: float  # seconds of audio
-    # Decoded held to the intents' grammar: what that cost, in nats (grammar.Steer); the text
-    # is the grammar's when this is at most the engine's max_forced, else a free decode's.
+    # Decoded held to the intents' grammar: what that cost, in nats (grammar.Held.forced); the
+    # text is the grammar's when this is within the engine's limits, else a free decode's.
     # None: decoded freely only.
     forced: Optional[float] = None
     held: bool = False  # the text is the grammar's
@@ -80,9 +80,10 @@ def default_threads() -> int:
 
 
 class Engine:
-    """A whisper.cpp model, through `cwhisper` (pywhispercpp's libwhisper, called directly: its
-    Python API shows a logits filter neither the logits nor the tokens, which the grammar needs,
-    and two bindings would hold two copies of the model). Every call passes every parameter."""
+    """A whisper.cpp model, through `cwhisper` (pywhispercpp's libwhisper, called directly: the
+    grammar's search scores continuations with whisper_decode, which pywhispercpp's Python API
+    does not expose, and two bindings would hold two copies of the model). Every call passes
+    every parameter."""
 
     def __init__(
         self,
@@ -123,7 +124,7 @@ class Engine:
         frames = max(self.audio_ctx_floor, -(-frames // AUDIO_CTX_STEP) * AUDIO_CTX_STEP)
         return int(min(FULL_AUDIO_CTX, frames))
 
-    def use_grammar(self, grammar, max_forced: float = 7.0, max_per_word: float = 2.5) -> None:
+    def use_grammar(self, grammar, max_forced: float = 7.0, max_per_word: float = 2.5, beam: int = 4) -> None:
         """Decode commands held to grammar (a grammar.CommandGrammar) when transcribe_command is
         asked to (constrained=True); None: free decoding again."""
         steering = None
@@ -131,7 +132,8 @@ class Engine:
             from .grammar import Steering
 
             with self._lock:
-                steering = Steering(grammar, self._model.vocabulary(), self._model.eot, max_forced, max_per_word)
+                steering = Steering(grammar, self._model.vocabulary(), self._model.eot, max_forced, max_per_word,
+                                    beam)
         self._steering = steering
 
     @property
@@ -146,14 +148,23 @@ class Engine:
         blocking: bool = True,
         audio_ctx: Optional[int] = None,
         constrained: bool = False,
+        denoise: bool = False,
     ) -> Optional[Transcript]:
         """Transcribe one short utterance (at most 30 s). With blocking=False, returns None at
         once when the engine is busy (partials must never delay a final).
 
-        constrained=True (and a grammar in use_grammar): decode held to the intents' sentences.
-        Speech that is not a command comes out forced into one at a high cost; above max_forced
-        the audio is decoded again freely and that text is returned."""
+        constrained=True (and a grammar in use_grammar): the text is the intents' sentence the
+        model finds likeliest on this audio (grammar.search, on the free decode's encoder output),
+        unless holding it there cost more than max_forced: speech that is not a command is
+        forced into one at a high cost, and then the free decode's text is returned.
+
+        denoise=True: the noise of the audio's first 250 ms (the VAD's pre-roll) is subtracted
+        first (assistant/denoise.py)."""
         audio = _as_float(audio)[: int(30 * SAMPLE_RATE)]
+        if denoise:
+            from .denoise import subtract_noise
+
+            audio = subtract_noise(audio)
         ctx = audio_ctx if audio_ctx is not None else self.audio_ctx_for(audio.size)
         if not self._lock.acquire(blocking=blocking):
             return None
@@ -164,19 +175,24 @@ class Engine:
             # repeat (measured: lower WER and latency than decoding again); only text that
             # cannot be saved is decoded again in a wider window
             max_tokens = int(TOKENS_PER_SECOND * audio.size / SAMPLE_RATE) + 16
-            text, forced, logprob = None, None, 0.0
-            if constrained and self._steering is not None:
-                text, forced, logprob = self._decode_held(audio, ctx, prompt, abort, max_tokens)
-            held = text is not None
-            if not held:  # free decoding, or the grammar's text was dropped
-                for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
-                    decoded = self._run(_pad(audio), ctx, prompt=prompt, abort=abort, max_tokens=max_tokens)
-                    if decoded is None:  # aborted
-                        break
-                    logprob = decoded.logprob
-                    text = cut_loop(decoded.text, audio.size)
-                    if text is not None:
-                        break
+            text, forced, logprob, held = None, None, 0.0, False
+            hold = constrained and self._steering is not None
+            for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
+                decoded = self._run(_pad(audio), ctx, prompt=prompt, abort=abort, max_tokens=max_tokens)
+                if decoded is None:  # aborted
+                    break
+                if hold:  # once, on the first window's encoder output
+                    hold = False
+                    found = self._hold(prompt, abort, max_tokens)
+                    if found is not None:
+                        forced = round(found.forced, 3)
+                        if self._steering.keeps(forced, found.text):
+                            text, logprob, held = found.text, found.logprob / (len(found.ids) + 1), True
+                            break
+                logprob = decoded.logprob
+                text = cut_loop(decoded.text, audio.size)
+                if text is not None:
+                    break
             decode_ms = (time.perf_counter() - start) * 1000
         finally:
             self._lock.release()
@@ -188,19 +204,12 @@ class Engine:
         segments = [Segment(0.0, duration, text)] if text else []
         return Transcript(text, segments, ctx, decode_ms, duration, forced, held, round(logprob, 3))
 
-    def _decode_held(self, audio, audio_ctx, prompt, abort, max_tokens) -> tuple:
-        """(text, forced, logprob) held to the grammar; text None when forcing cost more than
-        max_forced."""
-        steering = self._steering
-        steer = steering.steer()
-        # stops as soon as the forcing is over the limit: speech that is not a command
-        # otherwise wanders on through the grammar to the token limit
-        decoded = self._run(_pad(audio), audio_ctx, prompt=prompt, max_tokens=max_tokens, logits_filter=steer,
-                            abort=lambda: steer.exceeded or (abort is not None and abort()))
-        if decoded is None:  # aborted by the caller, or over the limit
-            return None, (round(steer.cost, 3) if steer.exceeded else None), 0.0
-        forced = round(max(0.0, steer.forced(decoded.ids)), 3)
-        return (decoded.text if steering.keeps(forced, decoded.text) else None), forced, decoded.logprob
+    def _hold(self, prompt, abort, max_tokens):
+        """The grammar's likeliest sentence (a grammar.Held) on the audio just decoded; None if
+        aborted or none was found."""
+        continuations = self._model.continuations(prompt or None, self.threads, self.language)
+        with _QuietLogs():
+            return self._steering.search(continuations.after, max_tokens, abort)
 
     def warm_up(self) -> None:
         """The first decode allocates whisper.cpp's buffers (about a second); do it before a user waits."""
@@ -242,15 +251,14 @@ class Engine:
         segments = decoded.segments if decoded is not None else []
         return [Segment(start, end, text.strip()) for start, end, text in segments if text.strip()]
 
-    def _run(self, audio, audio_ctx, timestamps=False, prompt=None, abort=None, max_chars=0, max_tokens=0,
-             logits_filter=None):
+    def _run(self, audio, audio_ctx, timestamps=False, prompt=None, abort=None, max_chars=0, max_tokens=0):
         """One whisper_full call; None when abort() stopped it."""
         with _QuietLogs():
             return self._model.decode(
                 audio, threads=self.threads, language=self.language,
                 audio_ctx=0 if audio_ctx >= FULL_AUDIO_CTX else audio_ctx,
                 timestamps=timestamps, prompt=prompt or None, max_len=max_chars, max_tokens=max_tokens,
-                abort=abort, logits_filter=logits_filter,
+                abort=abort,
                 # Temperature fallback re-decodes with sampling: it fights repetition loops in long
                 # audio, but on a command it costs a second decode and makes the text random.
                 temperature_inc=0.2 if timestamps else 0.0)

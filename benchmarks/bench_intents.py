@@ -30,10 +30,11 @@ and 1 s after the speech, as it would in a room.
 
 Offline pass, per utterance: the scene is cut by the real Segmenter (config.vad, 30 ms blocks,
 as the live listener does); its utterance audio (pre-roll + speech + tail) goes to
-Engine.transcribe_command three times, in rotating order: "none" (prompt=None), "prompt"
-(prompt=Dispatcher.vocabulary_prompt(), free decoding) and "grammar" (the same prompt, constrained=True:
-held to the intents' grammar, decoded freely again when that costs more than asr.grammar_max_forced:
-the live assistant's setting); each transcript goes to Dispatcher.match.
+Engine.transcribe_command four times, in rotating order: "none" (prompt=None), "prompt"
+(prompt=Dispatcher.vocabulary_prompt(), free decoding), "raw" (the same prompt, constrained=True:
+the intents' likeliest sentence, the free text when holding it there costs more than
+asr.grammar_max_forced) and "grammar" (the same with denoise=asr.denoise: the live assistant's
+setting); each transcript goes to Dispatcher.match.
 When the VAD does not cut exactly one utterance overlapping the speech, the utterance is counted
 as a VAD miss and decoded from the true bounds (-0.3 s / +0.2 s, like pre-roll / tail) so that the
 ASR + intent numbers stay comparable; the VAD misses are reported separately. Dispatcher.handle
@@ -375,37 +376,37 @@ class Utt:
 
 
 class AttemptLog:
-    """Wraps Engine._decode on one engine instance to record every whisper attempt inside a
+    """Wraps Engine._run on one engine instance to record every whisper_full inside a
     transcribe_command call: (audio_ctx, text). More than one attempt = a repetition loop was
     detected and the decode was redone in a wider window."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.attempts: List[Tuple[int, str]] = []
-        self._original = engine._decode
+        self._original = engine._run
 
-        def decode(audio, audio_ctx, *args, **kwargs):
-            segments = self._original(audio, audio_ctx, *args, **kwargs)
-            self.attempts.append((audio_ctx, " ".join(seg.text for seg in segments)))
-            return segments
+        def run(audio, audio_ctx, *args, **kwargs):
+            decoded = self._original(audio, audio_ctx, *args, **kwargs)
+            self.attempts.append((audio_ctx, decoded.text if decoded is not None else ""))
+            return decoded
 
-        engine._decode = decode
+        engine._run = run
 
     def take(self) -> List[Tuple[int, str]]:
         out, self.attempts = self.attempts, []
         return out
 
     def close(self) -> None:
-        del self.engine._decode  # back to the class's method
+        del self.engine._run  # back to the class's method
 
 
 def decode_and_match(engine: Engine, dispatcher: Dispatcher, audio: np.ndarray, prompt: Optional[str],
                      expected: Tuple[Optional[str], Dict[str, Any]], log: Optional[AttemptLog] = None,
-                     constrained: bool = False) -> dict:
+                     constrained: bool = False, denoise: bool = False) -> dict:
     wall = time.time()
     if log is not None:
         log.take()
-    tr = engine.transcribe_command(audio, prompt=prompt, constrained=constrained)
+    tr = engine.transcribe_command(audio, prompt=prompt, constrained=constrained, denoise=denoise)
     attempts = log.take() if log is not None else []
     t0 = time.perf_counter()
     m = dispatcher.match(tr.text)
@@ -495,10 +496,11 @@ def offline_pass(args, engine: Engine, dispatcher: Dispatcher, synth: Synth, noi
                 audio = x[int((on - 0.3) * SAMPLE_RATE):int((off + 0.2) * SAMPLE_RATE)]
             u = Utt(kind, voice, text, intent, dict(slots), condition, noise, vad,
                     round(len(audio) / SAMPLE_RATE, 2))
-            order = [("none", None, False), ("prompt", prompt, False), ("grammar", prompt, True)]
-            order = order[k % 3:] + order[:k % 3]  # no run always first or last
-            for label, p, held in order:
-                u.runs[label] = decode_and_match(engine, dispatcher, audio, p, (intent, slots), log, held)
+            order = [("none", None, False, False), ("prompt", prompt, False, False), ("raw", prompt, True, False),
+                     ("grammar", prompt, True, config.asr.denoise)]
+            order = order[k % 4:] + order[:k % 4]  # no run always first or last
+            for label, p, held, denoise in order:
+                u.runs[label] = decode_and_match(engine, dispatcher, audio, p, (intent, slots), log, held, denoise)
             k += 1
             utts.append(u)
             if k % 50 == 0:
@@ -510,7 +512,7 @@ def offline_pass(args, engine: Engine, dispatcher: Dispatcher, synth: Synth, noi
 
 
 def other_speech_pass(engine: Engine, dispatcher: Dispatcher, prompt: Optional[str], noises,
-                      quick: bool = False) -> dict:
+                      quick: bool = False, denoise: bool = True) -> dict:
     """OTHER_SPEECH (minus REAL_OOD), clean and at 10 dB: decoded as the assistant does (held to
     the grammar) and matched. A match is a false accept; so is one of the free decode (prompt only)."""
     import glob
@@ -529,7 +531,7 @@ def other_speech_pass(engine: Engine, dispatcher: Dispatcher, prompt: Optional[s
         for cond in ("clean", "noise"):
             x, on, off = scene(clip, rng, noises[names[i % len(names)]] if cond == "noise" else None)
             audio = x[int(max(0.0, on - 0.3) * SAMPLE_RATE):int((off + 0.2) * SAMPLE_RATE)]
-            held = engine.transcribe_command(audio, prompt=prompt, constrained=True)
+            held = engine.transcribe_command(audio, prompt=prompt, constrained=True, denoise=denoise)
             free = engine.transcribe_command(audio, prompt=prompt)
             m, mf = dispatcher.match(held.text), dispatcher.match(free.text)
             rows.append({"file": str(Path(f).relative_to(SHARED)), "condition": cond, "text": held.text,
@@ -789,8 +791,9 @@ def pc(n: int, d: int) -> str:
     return f"{100 * n / d:.1f} % ({n}/{d})" if d else "-"
 
 
-RUNS = ("grammar", "prompt", "none")
-SHIPPED = "grammar"  # config.yaml: the prompt, and asr.grammar on
+RUNS = ("grammar", "raw", "prompt", "none")
+SHIPPED = "grammar"  # config.yaml: the prompt, asr.grammar and asr.denoise on
+LABELS = {"grammar": "shipped", "raw": "grammar, not denoised", "prompt": "prompt", "none": "no prompt"}
 
 
 def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict], dispatcher: Dispatcher,
@@ -801,9 +804,9 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
 
     lines.append("### Intent accuracy (in-domain commands; shipped config = grammar: prompt + held to the "
                  "intents' grammar)\n")
-    lines.append("| voice | condition | n | intent, grammar | intent+slots, grammar | intent, prompt | "
-                 "intent+slots, prompt | intent, no prompt | intent+slots, no prompt | VAD cut ok |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("| voice | condition | n | " + " | ".join(f"{k}, {LABELS[r]}" for r in RUNS for k in ("intent", "intent+slots"))
+                 + " | VAD cut ok |")
+    lines.append("|---|---|---|" + "---|" * (2 * len(RUNS) + 1))
     acc_table = []
     for voice in voices + ["all voices"]:
         for cond in ("clean", "noise"):
@@ -828,9 +831,9 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
     summary["accuracy"] = acc_table
 
     lines.append("\n### By noise (all voices, 10 dB SNR)\n")
-    lines.append("| noise | n | intent, grammar | intent+slots, grammar | intent, prompt | intent+slots, prompt | "
-                 "intent, no prompt | intent+slots, no prompt |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| noise | n | " + " | ".join(f"{k}, {LABELS[r]}" for r in RUNS for k in ("intent", "intent+slots"))
+                 + " |")
+    lines.append("|---|---|" + "---|" * (2 * len(RUNS)))
     by_noise = []
     for noise in sorted({u.noise for u in utts if u.noise}):
         sel = [u for u in utts if u.kind == "command" and u.noise == noise]
@@ -857,19 +860,19 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
     summary["by_intent"] = by_intent
 
     lines.append("\n### Out of domain: refused (intent None)\n")
-    lines.append("| set | condition | n | refused, grammar | refused, prompt | refused, no prompt |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| set | condition | n | " + " | ".join(f"refused, {LABELS[r]}" for r in RUNS) + " |")
+    lines.append("|---|---|---|" + "---|" * len(RUNS))
     ood_rows = []
     for kind, label in (("ood", "synthetic (3 voices)"), ("real-ood", "real human clips")):
         for cond in ("clean", "noise"):
             sel = [u for u in utts if u.kind == kind and u.condition == cond]
             if not sel:
                 continue
-            g, a, b = acc(sel, "grammar", "ok"), acc(sel, "prompt", "ok"), acc(sel, "none", "ok")
-            ood_rows.append({"set": kind, "condition": cond, "n": len(sel), "refused_grammar": round(g[0] / g[1], 4),
-                             "refused_prompt": round(a[0] / a[1], 4), "refused_none": round(b[0] / b[1], 4)})
-            lines.append(f"| {label} | {'clean' if cond == 'clean' else '10 dB noise'} | {len(sel)} | {pc(*g)} | "
-                         f"{pc(*a)} | {pc(*b)} |")
+            refused = {r: acc(sel, r, "ok") for r in RUNS}
+            ood_rows.append({"set": kind, "condition": cond, "n": len(sel),
+                             **{f"refused_{r}": round(n / d, 4) for r, (n, d) in refused.items()}})
+            lines.append(f"| {label} | {'clean' if cond == 'clean' else '10 dB noise'} | {len(sel)} | "
+                         + " | ".join(pc(*refused[r]) for r in RUNS) + " |")
     summary["out_of_domain"] = ood_rows
 
     # the prompt: accuracy and decode time, paired
@@ -977,8 +980,10 @@ def summarise(utts: List[Utt], oracle: Dict[str, bool], realtime: Optional[dict]
 
 
 def grammar_report(utts: List[Utt], limit: float, summary: dict) -> List[str]:
-    """Holding the decode to the intents' grammar against the same prompt decoded freely."""
-    lines = ["\n### Intents' grammar: does it help? (paired with the prompt run: same audio, same prompt)\n",
+    """Holding the decode to the intents' grammar against the same prompt decoded freely (both
+    without denoising), then denoising on top (the shipped run against "raw")."""
+    lines = ["\n### Intents' grammar: does it help? (paired with the prompt run: same audio, same prompt, "
+             "neither denoised)\n",
              f"asr.grammar_max_forced = {limit} nats (and asr.grammar_max_forced_per_word per word): above "
              "it the grammar's text is dropped and the audio decoded freely (the prompt run's decode, done "
              "again).\n",
@@ -990,17 +995,17 @@ def grammar_report(utts: List[Utt], limit: float, summary: dict) -> List[str]:
         sel = [u for u in utts if u.condition == cond]
         cmd = [u for u in sel if u.kind == "command"]
         other = [u for u in sel if u.kind != "command"]
-        fixed = sum(u.runs["grammar"]["ok"] and not u.runs["prompt"]["ok"] for u in sel)
-        broken = sum(u.runs["prompt"]["ok"] and not u.runs["grammar"]["ok"] for u in sel)
-        free_cmd = sum(not u.runs["grammar"]["held"] for u in cmd)
-        free_other = sum(not u.runs["grammar"]["held"] for u in other)
+        fixed = sum(u.runs["raw"]["ok"] and not u.runs["prompt"]["ok"] for u in sel)
+        broken = sum(u.runs["prompt"]["ok"] and not u.runs["raw"]["ok"] for u in sel)
+        free_cmd = sum(not u.runs["raw"]["held"] for u in cmd)
+        free_other = sum(not u.runs["raw"]["held"] for u in other)
         d_p = [u.runs["prompt"]["decode_ms"] for u in sel]
-        d_g = [u.runs["grammar"]["decode_ms"] for u in sel]
+        d_g = [u.runs["raw"]["decode_ms"] for u in sel]
         diff = [a - b for a, b in zip(d_g, d_p)]
-        forced_cmd = [u.runs["grammar"]["forced"] for u in cmd if u.runs["grammar"]["ok"]]
-        held_other = sum(u.runs["grammar"]["held"] for u in other)
+        forced_cmd = [u.runs["raw"]["forced"] for u in cmd if u.runs["raw"]["ok"]]
+        held_other = sum(u.runs["raw"]["held"] for u in other)
         rows.append({"condition": cond, "n": len(cmd), "ok_prompt": round(acc(cmd, "prompt", "ok")[0] / len(cmd), 4),
-                     "ok_grammar": round(acc(cmd, "grammar", "ok")[0] / len(cmd), 4), "fixed": fixed,
+                     "ok_grammar": round(acc(cmd, "raw", "ok")[0] / len(cmd), 4), "fixed": fixed,
                      "broken": broken, "decoded_freely": {"commands": free_cmd, "other": free_other,
                                                           "n_other": len(other)},
                      "decode_ms_prompt": {"median": med(d_p), "p95": pct(d_p, 95)},
@@ -1008,7 +1013,7 @@ def grammar_report(utts: List[Utt], limit: float, summary: dict) -> List[str]:
                      "paired_diff_ms_median": med(diff),
                      "forced_right_commands": {"median": med(forced_cmd), "p95": pct(forced_cmd, 95)},
                      "other_speech_held": held_other})
-        lines.append(f"| {cond} | {len(cmd)} | {pc(*acc(cmd, 'prompt', 'ok'))} | {pc(*acc(cmd, 'grammar', 'ok'))} | "
+        lines.append(f"| {cond} | {len(cmd)} | {pc(*acc(cmd, 'prompt', 'ok'))} | {pc(*acc(cmd, 'raw', 'ok'))} | "
                      f"{fixed} | {broken} | {free_cmd} / {free_other} of {len(other)} | {med(d_p)} (p95 {pct(d_p, 95)}) "
                      f"| {med(d_g)} (p95 {pct(d_g, 95)}) | {med(diff):+} |")
     lines.append("\nForcing cost (nats) of the commands the grammar got right: median / p95 "
@@ -1016,9 +1021,26 @@ def grammar_report(utts: List[Utt], limit: float, summary: dict) -> List[str]:
                              f"{r['forced_right_commands']['p95']}" for r in rows)
                  + "; out-of-domain speech whose grammar text was kept (cost within the limit): "
                  + ", ".join(f"{r['condition']} {r['other_speech_held']}" for r in rows)
-                 + ". (A held decode stops as soon as its cost passes the limit, so a cost above it is a lower "
-                   "bound, not the sentence's whole cost.)")
+                 + ". (The search stops once every sentence in the running costs more than the limit, so a cost "
+                   "above it is a lower bound, not the sentence's whole cost.)")
     summary["grammar"] = rows
+    lines += ["\n### Denoising the pre-roll's noise: does it help? (the shipped run against the same "
+              "grammar decode of the raw audio)\n",
+              "| condition | n commands | intent+slots, raw | denoised | fixed | broken | decode ms median, raw | "
+              "denoised |", "|---|---|---|---|---|---|---|---|"]
+    denoise_rows = []
+    for cond in ("clean", "noise"):
+        cmd = [u for u in utts if u.condition == cond and u.kind == "command"]
+        fixed = sum(u.runs[SHIPPED]["ok"] and not u.runs["raw"]["ok"] for u in cmd)
+        broken = sum(u.runs["raw"]["ok"] and not u.runs[SHIPPED]["ok"] for u in cmd)
+        d_r = [u.runs["raw"]["decode_ms"] for u in cmd]
+        d_s = [u.runs[SHIPPED]["decode_ms"] for u in cmd]
+        denoise_rows.append({"condition": cond, "n": len(cmd), "ok_raw": round(acc(cmd, "raw", "ok")[0] / len(cmd), 4),
+                             "ok_denoised": round(acc(cmd, SHIPPED, "ok")[0] / len(cmd), 4), "fixed": fixed,
+                             "broken": broken, "decode_ms_raw": med(d_r), "decode_ms_denoised": med(d_s)})
+        lines.append(f"| {cond} | {len(cmd)} | {pc(*acc(cmd, 'raw', 'ok'))} | {pc(*acc(cmd, SHIPPED, 'ok'))} | "
+                     f"{fixed} | {broken} | {med(d_r)} | {med(d_s)} |")
+    summary["denoise"] = denoise_rows
     return lines
 
 
@@ -1122,7 +1144,7 @@ def main() -> int:
             print(f"\nmerged {key} into {out}", file=sys.stderr)
             return 0
         utts = offline_pass(args, engine, dispatcher, synth, noises, config)
-        other = other_speech_pass(engine, dispatcher, prompt, noises, args.quick)
+        other = other_speech_pass(engine, dispatcher, prompt, noises, args.quick, config.asr.denoise)
     args._handle_ms = handle_latency(dispatcher, utts)
     elapsed = time.perf_counter() - t0
     text, summary = summarise(utts, oracle, realtime, dispatcher, args, engine, prompt, elapsed,

@@ -232,6 +232,54 @@ def test_speech_that_is_not_a_command_is_decoded_freely(held, dispatcher):
     assert dispatcher.match(tr.text) is None
 
 
+def test_continuations_score_what_whisper_decoded(dispatcher):
+    """After a decode, Continuations.after(prefix) are the decoder's own next-token scores on that
+    audio: at every step of whisper's greedy text, its token is the best of them (text tokens
+    and the end), and the end of text comes last. (A wrong prompt, a KV cache out of step or a
+    stale encoder output would each break this.)"""
+    ctx = cwhisper.Context(model_path())
+    try:
+        prompt = dispatcher.vocabulary_prompt()
+        audio = load_audio(COMMANDS / "set_an_egg_timer_for_three_minutes.wav")
+        decoded = ctx.decode(np.pad(audio, (0, max(0, 16000 - audio.size))), threads=2, audio_ctx=256, prompt=prompt)
+        cont = ctx.continuations(prompt, threads=2)
+        ids = decoded.ids
+        assert ids and decoded.text == "Set an egg timer for 3 minutes."
+        for i, token in enumerate(ids + [ctx.eot]):
+            lp = cont.after(ids[:i])
+            assert abs(np.exp(lp).sum() - 1) < 1e-6
+            assert int(np.argmax(lp[:ctx.eot + 1])) == token, i
+        assert cont.calls == len(ids) + 1  # one whisper_decode a step: the prompt came from the cache
+    finally:
+        ctx.close()
+
+
+def test_the_search_finds_sentences_a_greedy_walk_misses(grammar, dispatcher):
+    """espeak's "set a timer for ..." begins like "Sh": held to the grammar one token at a time,
+    tiny.en goes " Sh" and then has only "Shut up" to go on to. The beam search keeps " Set" in
+    the running and finds the sentence. (Both clips from benchmarks/bench_intents.py: clean, and
+    in cafe noise at 10 dB SNR.)"""
+    prompt = dispatcher.vocabulary_prompt()
+    e = engine()
+    cases = [("set_a_timer_for_a_minute_and_a_half.f3", 90), ("set_a_timer_for_one_hour_and_fifteen_minutes.f3.cafe", 4500)]
+    try:
+        for name, seconds in cases:
+            audio = load_audio(COMMANDS / f"{name}.wav")
+            e.use_grammar(grammar, ASR.grammar_max_forced, ASR.grammar_max_forced_per_word, 1)
+            greedy = e.transcribe_command(audio, prompt=prompt, constrained=True)
+            assert not greedy.held and greedy.forced > ASR.grammar_max_forced, greedy  # "Shut up ...": dropped
+            e.use_grammar(grammar, ASR.grammar_max_forced, ASR.grammar_max_forced_per_word, ASR.grammar_beam)
+            tr = e.transcribe_command(audio, prompt=prompt, constrained=True)
+            assert tr.held and tr.forced <= 2.0, tr
+            m = dispatcher.match(tr.text)
+            assert m.intent == "TimerStart", tr
+            total = (m.slots.get("hours", 0) * 3600 + m.slots.get("minutes", 0) * 60 + m.slots.get("seconds", 0)
+                     + m.slots.get("extra_seconds", 0))
+            assert total == seconds, (tr, m.slots)
+    finally:
+        e.use_grammar(None)
+
+
 def test_a_held_decode_can_be_aborted(held):
     audio = load_audio(COMMANDS / "multiply_seven_by_eight.f3.wav")
     with pytest.raises(Aborted):
