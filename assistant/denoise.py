@@ -6,9 +6,10 @@ that noise spectrum, and never less than `floor` of its amplitude (a floor keeps
 noise of plain subtraction, which whisper hears as sounds, down to a murmur).
 
 Measured on the intents benchmark's 135 spoken commands in real noise at 10 dB SNR (cafe,
-dishes, exercise bike, traffic), decoded held to the intents' grammar with the greedy search
-of the time: 102 right without, 106-108 with (alpha 1-2, floor 0.1-0.5), and on the same
-commands clean 128 -> 130. See benchmarks/README-intents.md for the shipped settings.
+dishes, exercise bike, traffic), held to the intents' grammar: with the grammar's beam search
+(width 4) 114-116 right without, 118 with; with a greedy walk 102 without, 106-108 with (alpha
+1-2, floor 0.1-0.5). Clean commands: unchanged with the search, 128 -> 130 greedy
+(benchmarks/README-intents.md).
 """
 
 from __future__ import annotations

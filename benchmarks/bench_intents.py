@@ -549,7 +549,7 @@ def other_speech_report(other: dict, limit: float) -> Tuple[List[str], dict]:
              "clean and at 10 dB)\n",
              f"Acted on (an intent matched): {len(accepted)} held to the grammar, {len(free_accepted)} decoded "
              f"freely. Grammar text kept (forcing cost within the limits, asr.grammar_max_forced = {limit}): "
-             f"{sum(r['held'] for r in rows)}. A held decode stops once its cost passes the limit, so the "
+             f"{sum(r['held'] for r in rows)}. The search stops once every sentence in the running costs more than the limit, so the "
              "costs below are lower bounds."]
     for r in sorted(rows, key=lambda r: r["forced"])[:5]:
         lines.append(f"- {r['file']} ({r['condition']}): forced {r['forced']}, {r['text']!r} -> {r['intent']}")
@@ -985,8 +985,8 @@ def grammar_report(utts: List[Utt], limit: float, summary: dict) -> List[str]:
     lines = ["\n### Intents' grammar: does it help? (paired with the prompt run: same audio, same prompt, "
              "neither denoised)\n",
              f"asr.grammar_max_forced = {limit} nats (and asr.grammar_max_forced_per_word per word): above "
-             "it the grammar's text is dropped and the audio decoded freely (the prompt run's decode, done "
-             "again).\n",
+             "it the grammar's sentence is dropped for the free decode's text (the decode the search ran on, "
+             "the prompt run's).\n",
              "| condition | n commands | intent+slots, prompt | grammar | fixed | broken | decoded freely after "
              "the grammar (commands / other speech) | decode ms median, prompt | grammar | paired median diff ms |",
              "|---|---|---|---|---|---|---|---|---|---|"]
