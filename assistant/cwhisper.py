@@ -99,6 +99,36 @@ class BindingError(RuntimeError):
     """libwhisper is missing or its layout is not the one this binding was written for."""
 
 
+# libwhisper's functions this binding calls: name -> (return type, argument types), whisper.h 1.8.5
+_CTX, _I32P = c_void_p, POINTER(c_int32)
+_SIGNATURES = {
+    "whisper_init_from_file_with_params": (c_void_p, [c_char_p, ContextParams]),
+    "whisper_context_default_params_by_ref": (POINTER(ContextParams), []),
+    "whisper_free_context_params": (None, [POINTER(ContextParams)]),
+    "whisper_full_default_params_by_ref": (POINTER(FullParams), [c_int]),
+    "whisper_free_params": (None, [POINTER(FullParams)]),
+    "whisper_free": (None, [_CTX]),
+    "whisper_full": (c_int, [_CTX, FullParams, POINTER(c_float), c_int]),
+    "whisper_full_n_segments": (c_int, [_CTX]),
+    "whisper_full_get_segment_t0": (c_int64, [_CTX, c_int]),
+    "whisper_full_get_segment_t1": (c_int64, [_CTX, c_int]),
+    "whisper_full_get_segment_text": (c_char_p, [_CTX, c_int]),
+    "whisper_full_n_tokens": (c_int, [_CTX, c_int]),
+    "whisper_full_get_token_id": (c_int32, [_CTX, c_int, c_int]),
+    "whisper_full_get_token_p": (c_float, [_CTX, c_int, c_int]),
+    "whisper_n_vocab": (c_int, [_CTX]),
+    "whisper_n_text_ctx": (c_int, [_CTX]),
+    "whisper_is_multilingual": (c_int, [_CTX]),
+    "whisper_token_to_str": (c_char_p, [_CTX, c_int32]),
+    "whisper_tokenize": (c_int, [_CTX, c_char_p, _I32P, c_int]),
+    "whisper_decode": (c_int, [_CTX, _I32P, c_int, c_int, c_int]),
+    "whisper_get_logits": (POINTER(c_float), [_CTX]),
+    "whisper_lang_id": (c_int, [c_char_p]),
+    "whisper_token_lang": (c_int32, [_CTX, c_int]),
+    **{f"whisper_token_{name}": (c_int32, [_CTX]) for name in ("eot", "sot", "not", "prev", "transcribe")},
+}
+
+
 def find_library() -> Path:
     """The libwhisper that pywhispercpp's extension links against (auditwheel renames it)."""
     import pywhispercpp
@@ -122,55 +152,9 @@ class Library:
     def __init__(self, path: Optional[os.PathLike] = None):
         self.path = Path(path) if path else find_library()
         lib = self.lib = ctypes.CDLL(str(self.path))
-        lib.whisper_init_from_file_with_params.restype = c_void_p
-        lib.whisper_init_from_file_with_params.argtypes = [c_char_p, ContextParams]
-        lib.whisper_context_default_params_by_ref.restype = POINTER(ContextParams)
-        lib.whisper_free_context_params.argtypes = [POINTER(ContextParams)]
-        lib.whisper_full_get_segment_t0.restype = c_int64
-        lib.whisper_full_get_segment_t0.argtypes = [c_void_p, c_int]
-        lib.whisper_full_get_segment_t1.restype = c_int64
-        lib.whisper_full_get_segment_t1.argtypes = [c_void_p, c_int]
-        lib.whisper_free.argtypes = [c_void_p]
-        lib.whisper_full_default_params_by_ref.restype = POINTER(FullParams)
-        lib.whisper_full_default_params_by_ref.argtypes = [c_int]
-        lib.whisper_free_params.argtypes = [POINTER(FullParams)]
-        lib.whisper_full.restype = c_int
-        lib.whisper_full.argtypes = [c_void_p, FullParams, POINTER(c_float), c_int]
-        lib.whisper_full_n_segments.restype = c_int
-        lib.whisper_full_n_segments.argtypes = [c_void_p]
-        lib.whisper_full_get_segment_text.restype = c_char_p
-        lib.whisper_full_get_segment_text.argtypes = [c_void_p, c_int]
-        lib.whisper_full_n_tokens.restype = c_int
-        lib.whisper_full_n_tokens.argtypes = [c_void_p, c_int]
-        lib.whisper_full_get_token_id.restype = c_int32
-        lib.whisper_full_get_token_id.argtypes = [c_void_p, c_int, c_int]
-        lib.whisper_full_get_token_p.restype = c_float
-        lib.whisper_full_get_token_p.argtypes = [c_void_p, c_int, c_int]
-        lib.whisper_full_get_segment_no_speech_prob.restype = c_float
-        lib.whisper_full_get_segment_no_speech_prob.argtypes = [c_void_p, c_int]
-        lib.whisper_token_eot.restype = c_int32
-        lib.whisper_token_eot.argtypes = [c_void_p]
-        lib.whisper_token_to_str.restype = c_char_p
-        lib.whisper_token_to_str.argtypes = [c_void_p, c_int32]
-        lib.whisper_n_vocab.restype = c_int
-        lib.whisper_n_vocab.argtypes = [c_void_p]
-        lib.whisper_n_text_ctx.restype = c_int
-        lib.whisper_n_text_ctx.argtypes = [c_void_p]
-        lib.whisper_tokenize.restype = c_int
-        lib.whisper_tokenize.argtypes = [c_void_p, c_char_p, POINTER(c_int32), c_int]
-        lib.whisper_decode.restype = c_int
-        lib.whisper_decode.argtypes = [c_void_p, POINTER(c_int32), c_int, c_int, c_int]
-        lib.whisper_get_logits.restype = POINTER(c_float)
-        lib.whisper_get_logits.argtypes = [c_void_p]
-        for name in ("sot", "not", "prev", "transcribe"):
-            getattr(lib, f"whisper_token_{name}").restype = c_int32
-            getattr(lib, f"whisper_token_{name}").argtypes = [c_void_p]
-        lib.whisper_token_lang.restype = c_int32
-        lib.whisper_token_lang.argtypes = [c_void_p, c_int]
-        lib.whisper_lang_id.restype = c_int
-        lib.whisper_lang_id.argtypes = [c_char_p]
-        lib.whisper_is_multilingual.restype = c_int
-        lib.whisper_is_multilingual.argtypes = [c_void_p]
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            function = getattr(lib, name)
+            function.restype, function.argtypes = restype, argtypes
         self._check_layout()
 
     @classmethod
@@ -218,9 +202,8 @@ class Decoded:
     text: str
     ids: List[int]  # the text tokens (no special or timestamp tokens)
     segments: List[tuple]  # (start s, end s, text); with timestamps off, whisper's own guess
-    # whisper's probability that the audio holds no speech (of the first window), and the mean
-    # log-probability of the text tokens: openai-whisper's pair for telling noise from speech
-    no_speech: float = 0.0
+    # mean log-probability of the text tokens (openai-whisper's avg_logprob). whisper.cpp
+    # computes no_speech_prob only with timestamps on, so this is what tells noise from speech
     logprob: float = 0.0
 
 
@@ -332,8 +315,7 @@ class Context:
                 return None
             raise RuntimeError(f"whisper_full failed ({rc})")
         ids, segments, logp = [], [], []
-        n_segments = lib.whisper_full_n_segments(self._ctx)
-        for s in range(n_segments):
+        for s in range(lib.whisper_full_n_segments(self._ctx)):
             segments.append((lib.whisper_full_get_segment_t0(self._ctx, s) / 100.0,
                              lib.whisper_full_get_segment_t1(self._ctx, s) / 100.0,
                              lib.whisper_full_get_segment_text(self._ctx, s).decode("utf-8", "replace")))
@@ -342,9 +324,8 @@ class Context:
                 if i < self._eot:
                     ids.append(i)
                     logp.append(math.log(max(1e-12, lib.whisper_full_get_token_p(self._ctx, s, t))))
-        no_speech = lib.whisper_full_get_segment_no_speech_prob(self._ctx, 0) if n_segments else 1.0
         return Decoded("".join(text for _, _, text in segments).strip(), ids, segments,
-                       float(no_speech), float(np.mean(logp)) if logp else 0.0)
+                       float(np.mean(logp)) if logp else 0.0)
 
 
 class Continuations:

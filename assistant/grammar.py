@@ -375,7 +375,7 @@ class Held:
     # log-probability minus that of the token taken. About 0 when whisper would have said a
     # sentence of the grammar anyway; large when speech that is not a command was forced into one.
     forced: float
-    logprob: float  # of the whole sentence, the end of text included
+    logprob: float  # mean over its tokens, the end of text included (as Transcript.logprob)
 
 
 @dataclass(frozen=True)
@@ -399,6 +399,7 @@ def search(steering: "Steering", next_logprobs: Callable[[Sequence[int]], np.nda
     dfa, index, vocabulary, eot, width = steering.grammar.dfa, steering.index, steering.vocabulary, steering.eot, steering.beam
     beams = [_Hyp((), dfa.start, 0.0, 0.0)]
     finished: List[_Hyp] = []
+    top: Optional[_Hyp] = None  # the likeliest finished sentence so far
     for _ in range(max_tokens):
         if abort is not None and abort():
             return None
@@ -428,12 +429,10 @@ def search(steering: "Steering", next_logprobs: Callable[[Sequence[int]], np.nda
             if top is None or beams[0].logprob > top.logprob:
                 top = beams[0]  # the likeliest text: over the limit, refused
             break
-    else:
-        top = max(finished, key=lambda h: h.logprob, default=None)
     if top is None:
         return None
     text = b"".join(vocabulary[t] for t in top.ids).decode("utf-8", "replace").strip()
-    return Held(top.ids, text, max(0.0, top.forced), top.logprob)
+    return Held(top.ids, text, max(0.0, top.forced), top.logprob / (len(top.ids) + 1))
 
 
 @dataclass

@@ -187,7 +187,7 @@ class Engine:
                     if found is not None:
                         forced = round(found.forced, 3)
                         if self._steering.keeps(forced, found.text):
-                            text, logprob, held = found.text, found.logprob / (len(found.ids) + 1), True
+                            text, logprob, held = found.text, found.logprob, True
                             break
                 logprob = decoded.logprob
                 text = cut_loop(decoded.text, audio.size)

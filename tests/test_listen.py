@@ -152,7 +152,6 @@ def test_babble_after_speech_is_not_transcribed(tmp_path):
     heard = [f["text"] for f in finals if f["text"]]
     assert len(heard) == len(CLIPS), [(f["text"], f["logprob"]) for f in finals]
     assert wer([(" ".join(references()[c] for c in CLIPS), " ".join(heard))]) <= 0.15
-    assert all(f["logprob"] >= -1.2 for f in finals if f["text"])
 
 
 def test_sigint_while_listening_stops_within_a_second(pulse_audio):
