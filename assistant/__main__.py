@@ -48,8 +48,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _known_errors() -> tuple:
     from .audio import AudioError
-    from .convert import ConversionError
-    from .models import ModelError
+    from .asr.convert import ConversionError
+    from .asr.models import ModelError
 
     errors = [UsageError, config_mod.ConfigError, AudioError, ModelError, ConversionError]
     for module, name in (("capture", "CaptureError"), ("speaker", "SpeakerError")):
@@ -77,8 +77,8 @@ def _load_config(args) -> config_mod.Config:
 
 
 def load_engine(config: config_mod.Config):
-    from .models import resolve
-    from .whisper import Engine
+    from .asr.models import resolve
+    from .asr.engine import Engine
 
     return Engine.from_config(config.asr, resolve(config.asr.model))
 
@@ -86,7 +86,7 @@ def load_engine(config: config_mod.Config):
 # --- transcribe ---------------------------------------------------------------------------
 
 def cmd_transcribe(argv: List[str]) -> int:
-    from .subtitles import FORMATS
+    from .asr.subtitles import FORMATS
 
     parser = argparse.ArgumentParser(prog="python -m assistant transcribe",
                                      description="Transcribe an audio file (WAV, FLAC or OGG, any rate).")
@@ -99,7 +99,7 @@ def cmd_transcribe(argv: List[str]) -> int:
     config = _load_config(args)
 
     from .audio import load_audio
-    from .subtitles import render
+    from .asr.subtitles import render
 
     audio = load_audio(args.file)  # before the model: a bad file fails fast
     engine = load_engine(config)
@@ -149,10 +149,10 @@ def cmd_models(argv: List[str]) -> int:
     conv.add_argument("out", nargs="?", help="output ggml file (default: the model cache, ggml-NAME.bin)")
     args = parser.parse_args(argv)
 
-    from . import models
+    from .asr import models
 
     if args.action == "convert":
-        from .convert import convert
+        from .asr.convert import convert
 
         src = Path(args.ct2_dir)
         out = Path(args.out) if args.out else models.cache_dir() / f"ggml-{src.name}.bin"
@@ -172,7 +172,7 @@ def cmd_models(argv: List[str]) -> int:
 
 def cmd_devices(argv: List[str]) -> int:
     argparse.ArgumentParser(prog="python -m assistant devices", description="List audio input devices.").parse_args(argv)
-    from .capture import list_input_devices
+    from .audio.sources import list_input_devices
 
     devices = list_input_devices()
     if not devices:
@@ -183,7 +183,7 @@ def cmd_devices(argv: List[str]) -> int:
 
 
 def cmd_intents(argv: List[str]) -> int:
-    from . import intents_cli
+    from .intents import cli as intents_cli
 
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--config")
@@ -192,7 +192,7 @@ def cmd_intents(argv: List[str]) -> int:
 
 
 def cmd_listen(argv: List[str]) -> int:
-    from . import listen
+    from .pipeline import app as listen
 
     return listen.main(argv, DESCRIPTION, _common, _load_config, load_engine)
 

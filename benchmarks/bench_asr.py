@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from assistant.models import ct2_folder, resolve  # noqa: E402
-from assistant.wer import wer  # noqa: E402
-from assistant.whisper import FULL_AUDIO_CTX, Engine  # noqa: E402
+from assistant.asr.models import ct2_folder, resolve  # noqa: E402
+from assistant.asr.wer import wer  # noqa: E402
+from assistant.asr.engine import FULL_AUDIO_CTX, Engine  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "speech"
 TESTS = ROOT / "tests" / "data" / "speech"

@@ -50,7 +50,7 @@ template gap, whatever the ASR does.
 
 Failure causes (automatic, then read by hand in benchmarks/README-intents.md):
 - template gap: the reference sentence itself does not give the expected result;
-- normalisation: the transcript says the same words as the reference (assistant.wer.normalize
+- normalisation: the transcript says the same words as the reference (assistant.asr.wer.normalize
   spells digits, drops case and punctuation) but match() still failed;
 - ASR error: the words differ; tagged with what match() made of it (refused, wrong slots,
   another intent) and the fuzzy matcher's closest template and confidence.
@@ -58,7 +58,7 @@ Failure causes (automatic, then read by hand in benchmarks/README-intents.md):
 Real-time pass (the shipped code, nothing patched): a subset of clean utterances (20; --quick 8)
 is laid into one stream (-70 dBFS floor, each command followed by a gap long enough for its reply
 to play out: half-duplex mutes the microphone while the assistant speaks) and played in real time
-by assistant.capture.FileSource through assistant.listen.Pipeline with a Dispatcher, the live
+by assistant.audio.sources.FileSource through assistant.pipeline.app.Pipeline with a Dispatcher, the live
 vocabulary prompt, and a Responder with a real Speaker (engine pyttsx3), assembled as
 listen.main does. The speaker plays into a PulseAudio null sink of its own (loaded for the run,
 PULSE_SINK, unloaded after), recorded at 50 ms latency by parecord as a sound card would drain
@@ -94,16 +94,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import config as config_mod  # noqa: E402
-from assistant import events as ev  # noqa: E402
+from assistant.pipeline import events as ev  # noqa: E402
 from assistant.audio import SAMPLE_RATE, load_audio, resample  # noqa: E402
-from assistant.dispatch import Dispatcher  # noqa: E402
-from assistant.grammar import use_intents  # noqa: E402
-from assistant.intent_pack import Context  # noqa: E402
-from assistant.models import resolve  # noqa: E402
-from assistant.normalize import normalize_tokens  # noqa: E402
-from assistant.vad import Segmenter, SpeechEnd  # noqa: E402
-from assistant.wer import normalize as wer_normalize  # noqa: E402
-from assistant.whisper import Engine  # noqa: E402
+from assistant.intents.dispatcher import Dispatcher  # noqa: E402
+from assistant.asr.grammar import use_intents  # noqa: E402
+from assistant.intents.packs import Context  # noqa: E402
+from assistant.asr.models import resolve  # noqa: E402
+from assistant.intents.normalize import normalize_tokens  # noqa: E402
+from assistant.audio.vad import Segmenter, SpeechEnd  # noqa: E402
+from assistant.asr.wer import normalize as wer_normalize  # noqa: E402
+from assistant.asr.engine import Engine  # noqa: E402
 
 SHARED = Path(os.environ.get("SPEECH_DIR", ROOT.parent / "shared" / "speech"))
 OUT = ROOT / "benchmarks" / "results" / "intents.json"
@@ -631,10 +631,10 @@ class PulseSink:
 
 
 def realtime_pass(args, engine: Engine, config, synth: Synth, tmp: Path) -> dict:
-    from assistant.capture import FileSource
-    from assistant.listen import Pipeline
-    from assistant.respond import Responder
-    from assistant.speaker import Speaker
+    from assistant.audio.sources import FileSource
+    from assistant.pipeline.app import Pipeline
+    from assistant.pipeline.responder import Responder
+    from assistant.pipeline.speaker import Speaker
 
     chosen = [PIPELINE_SET[i] for i in QUICK_PIPELINE] if args.quick else PIPELINE_SET
     expected = {t: (i, s) for t, i, s in SENTENCES}
@@ -680,7 +680,7 @@ def realtime_pass(args, engine: Engine, config, synth: Synth, tmp: Path) -> dict
     sink = PulseSink(tmp)
     speaker = dispatcher = None
     try:
-        # Assembled as assistant.listen.main does in assistant mode.
+        # Assembled as assistant.pipeline.app.main does in assistant mode.
         dispatcher = Dispatcher.from_config(config)
         speaker = Speaker(config.speaker)
         prompt = dispatcher.vocabulary_prompt() or None

@@ -70,16 +70,16 @@ from machine import busy_cpu_seconds  # benchmarks/machine.py
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import assistant.listen as listen_mod  # noqa: E402
+import assistant.pipeline.app as listen_mod  # noqa: E402
 from assistant import config as config_mod  # noqa: E402
-from assistant import events as ev  # noqa: E402
+from assistant.pipeline import events as ev  # noqa: E402
 from assistant.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from assistant.capture import FileSource  # noqa: E402
-from assistant.listen import Pipeline  # noqa: E402
-from assistant.models import ct2_folder, resolve  # noqa: E402
-from assistant.vad import Segmenter, SpeechEnd  # noqa: E402
-from assistant.wer import wer  # noqa: E402
-from assistant.whisper import (TOKENS_PER_SECOND, Aborted, Engine, Transcript, Segment,  # noqa: E402
+from assistant.audio.sources import FileSource  # noqa: E402
+from assistant.pipeline.app import Pipeline  # noqa: E402
+from assistant.asr.models import ct2_folder, resolve  # noqa: E402
+from assistant.audio.vad import Segmenter, SpeechEnd  # noqa: E402
+from assistant.asr.wer import wer  # noqa: E402
+from assistant.asr.engine import (TOKENS_PER_SECOND, Aborted, Engine, Transcript, Segment,  # noqa: E402
                                _as_float, _pad)
 
 SHARED = Path(os.environ.get("SPEECH_DIR", ROOT.parent / "shared" / "speech"))

@@ -33,7 +33,7 @@ Data (all real recordings from /work/shared/speech, resampled to 16 kHz mono; se
 Cutoff sweeps replay each stream's score trace (WakeDetector.scores) through the same
 Gate the detector uses, so one model pass serves every cutoff.
 
-PIPELINE: `python -m assistant`'s own pipeline (assistant.listen.build: FileSource in real time,
+PIPELINE: `python -m assistant`'s own pipeline (assistant.pipeline.app.build: FileSource in real time,
 listener, wake detector, VAD, whisper tiny.en, responder; speaker engine none, no ack sound),
 in this process, so time.process_time counts all its threads (whisper's native ones too):
 - CPU while waiting: the waiting stream above (300 s: 221.7 s of LJSpeech in noise at 15 dB,
@@ -78,7 +78,7 @@ from machine import busy_cpu_seconds  # benchmarks/machine.py
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.wake import (DEFAULT_CUTOFFS, DETECTION_LAG_S, VERIFY_WINDOW_S, WAKE_WORDS, Gate,  # noqa: E402
+from assistant.wake.detector import (DEFAULT_CUTOFFS, DETECTION_LAG_S, VERIFY_WINDOW_S, WAKE_WORDS, Gate,  # noqa: E402
                             WakeDetector, heard_wake_word)
 
 SR = 16000
@@ -339,8 +339,8 @@ class CpuSampler(threading.Thread):
 def run_pipeline(wav: Path, engine, wake: dict) -> tuple[list, float, float, CpuSampler]:
     """One real-time pass of a file through the assistant's pipeline; (events, wall0, duration)."""
     from assistant import config as config_mod
-    from assistant.capture import FileSource
-    from assistant.listen import build
+    from assistant.audio.sources import FileSource
+    from assistant.pipeline.app import build
 
     class TimedSource(FileSource):
         wall0 = 0.0
@@ -367,7 +367,7 @@ def run_pipeline(wav: Path, engine, wake: dict) -> tuple[list, float, float, Cpu
 
 
 def pipeline_bench(sp: Path, waiting16: np.ndarray, waiting_s: float) -> dict:
-    from assistant import events as ev
+    from assistant.pipeline import events as ev
     from assistant.__main__ import load_engine
     from assistant import config as config_mod
 

@@ -2,7 +2,7 @@
 
 import operator
 
-from assistant.intent_pack import Reply, handler
+from assistant import Reply, handler
 
 OPERATORS = {
     "+": ("plus", operator.add),

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from assistant.intent_pack import Reply, handler
+from assistant import Reply, handler
 
 
 @handler("GetTime")

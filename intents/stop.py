@@ -1,4 +1,4 @@
-from assistant.intent_pack import Reply, handler
+from assistant import Reply, handler
 
 
 @handler("Stop")

@@ -1,8 +1,8 @@
-"""Timer intents. The timers themselves live in ctx.timers (assistant.timers.Timers),
+"""Timer intents. The timers themselves live in ctx.timers (assistant.intents.timers.Timers),
 whose thread announces a finished timer through the on_done hook."""
 
-from assistant.intent_pack import Reply, handler
-from assistant.timers import format_duration
+from assistant import Reply, handler
+from assistant.intents.timers import format_duration
 
 
 def _seconds(slots):

@@ -26,14 +26,14 @@ os.environ["ASSISTANT_OFFLINE"] = "1"
 
 @functools.lru_cache(maxsize=None)
 def model_path() -> Path:
-    from assistant.models import resolve
+    from assistant.asr.models import resolve
 
     return resolve("tiny.en", log=lambda m: None)
 
 
 @functools.lru_cache(maxsize=None)
 def engine():
-    from assistant.whisper import Engine
+    from assistant.asr.engine import Engine
 
     return Engine(model_path(), threads=2)
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-RUNTIME_DIR = "/tmp/pulse-run"
+RUNTIME_DIR = os.environ.get("TEST_PULSE_RUNTIME_DIR", "/tmp/pulse-run")  # a second test run beside CI uses its own daemon
 MIC_SINK = "vmic_sink"  # play here to speak into the assistant's microphone
 MIC_SOURCE = "vmic"  # the assistant's microphone (default source)
 SPEAKER_SINK = "vspk"  # the assistant's speaker (default sink)

@@ -17,7 +17,7 @@ import soundfile
 
 from asr import engine
 from assistant.audio import SAMPLE_RATE, load_audio
-from assistant.wer import normalize, number_words
+from assistant.asr.wer import normalize, number_words
 from test_listen import Assistant
 
 

@@ -19,7 +19,7 @@ import pytest
 import soundfile
 
 from assistant.audio import float_to_int16, load_audio
-from assistant.capture import CaptureError, FileSource, Microphone, list_input_devices
+from assistant.audio.sources import CaptureError, FileSource, Microphone, list_input_devices
 from assistant.config import AudioConfig
 
 DATA = Path(__file__).parent / "data"
@@ -188,7 +188,7 @@ def test_stop_ends_a_file_early_and_cleanly():
 def test_no_input_device_at_all_is_a_clear_error(tmp_path):
     # A process that cannot reach any sound server (and, here, has no sound card) sees no inputs.
     env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "PULSE_SERVER": f"unix:{tmp_path}/none"}
-    code = ("from assistant.capture import Microphone, list_input_devices\n"
+    code = ("from assistant.audio.sources import Microphone, list_input_devices\n"
             "if list_input_devices(): print('HAS-DEVICES'); raise SystemExit\n"
             "Microphone()\n")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
@@ -196,4 +196,4 @@ def test_no_input_device_at_all_is_a_clear_error(tmp_path):
     if "HAS-DEVICES" in done.stdout:
         pytest.skip("this machine has a sound card")
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("assistant.capture.CaptureError: no audio input device found"), done.stderr
+    assert last.startswith("assistant.audio.sources.CaptureError: no audio input device found"), done.stderr

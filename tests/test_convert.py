@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import soxr
 
-from assistant.convert import (
+from assistant.asr.convert import (
     ConversionError,
     GgmlInfo,
     _Ct2Model,

@@ -6,7 +6,7 @@ import numpy as np
 
 from asr import DATA, SPEECH
 from assistant.audio import SAMPLE_RATE, load_audio
-from assistant.denoise import subtract_noise
+from assistant.audio.denoise import subtract_noise
 
 
 def db(x: np.ndarray) -> float:

@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `pytest` from anywhere, without installing
     sys.path.insert(0, str(ROOT))
 
-from assistant import intents_cli  # noqa: E402
+from assistant.intents import cli as intents_cli  # noqa: E402
 from assistant.config import Config, IntentsConfig, from_dict  # noqa: E402
-from assistant.dispatch import Context, Dispatcher, Reply, run_command  # noqa: E402
-from assistant.intent_pack import handler, load_pack, load_packs, pack_from_dict  # noqa: E402
-from assistant.normalize import normalize, normalize_tokens  # noqa: E402
-from assistant.timers import Timers, done_text, format_duration  # noqa: E402
+from assistant.intents.dispatcher import Context, Dispatcher, Reply, run_command  # noqa: E402
+from assistant.intents.packs import handler, load_pack, load_packs, pack_from_dict  # noqa: E402
+from assistant.intents.normalize import normalize, normalize_tokens  # noqa: E402
+from assistant.intents.timers import Timers, done_text, format_duration  # noqa: E402
 
 INTENTS = ROOT / "intents"
 README = INTENTS / "README.md"
@@ -338,7 +338,7 @@ DOORS = {
 
 def test_near_tie_is_refused(caplog):
     doors = Dispatcher([pack_from_dict(DOORS)], config())
-    with caplog.at_level(logging.INFO, logger="assistant.dispatch"):
+    with caplog.at_level(logging.INFO, logger="assistant.intents.dispatcher"):
         assert doors.match("open the fed door") is None  # "fed" is as close to "red" as to "bed"
     assert "RedDoor" in caplog.text and "BedDoor" in caplog.text
     clear = doors.match("open the rad door")  # closer to "red" than to "bed"
@@ -451,7 +451,7 @@ def test_handler_that_raises_is_logged_and_answered(caplog):
         raise RuntimeError("kaboom")
 
     d = Dispatcher([_pack({"Boom": boom})], config())
-    with caplog.at_level(logging.ERROR, logger="assistant.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="assistant.intents.dispatcher"):
         result = d.handle("do the boom thing")
     assert (result.intent, result.reply, result.error) == ("Boom", d.config.failed, "failed")
     assert "Boom" in caplog.text and "kaboom" in caplog.text
@@ -468,7 +468,7 @@ def test_slow_handler_times_out(caplog):
     d = Dispatcher([_pack({"Slow": slow})], config(handler_timeout_s=0.2))
     try:
         start = time.monotonic()
-        with caplog.at_level(logging.ERROR, logger="assistant.dispatch"):
+        with caplog.at_level(logging.ERROR, logger="assistant.intents.dispatcher"):
             result = d.handle("do the slow thing")
         assert time.monotonic() - start < 1.0
         assert (result.intent, result.reply, result.error) == ("Slow", d.config.failed, "timeout")
@@ -509,7 +509,7 @@ lists:
 """
 
 USER_HANDLER = """\
-from assistant.intent_pack import Reply, handler
+from assistant import Reply, handler
 
 
 @handler("Weather")

@@ -16,11 +16,11 @@ from hassil.sample import sample_expression
 
 from asr import DATA, ROOT, engine, model_path
 from assistant import config as config_mod
-from assistant import cwhisper
+from assistant.asr import libwhisper as cwhisper
 from assistant.audio import load_audio
-from assistant.dispatch import Dispatcher
-from assistant.grammar import CommandGrammar, TokenIndex, acceptable, cache_path
-from assistant.whisper import Aborted
+from assistant.intents.dispatcher import Dispatcher
+from assistant.asr.grammar import CommandGrammar, TokenIndex, acceptable, cache_path
+from assistant.asr.engine import Aborted
 
 COMMANDS = DATA / "commands"
 ASR = config_mod.load().asr  # config.yaml's limits, the assistant's

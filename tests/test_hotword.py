@@ -22,10 +22,10 @@ import soundfile
 
 from asr import engine, run_cli
 from assistant import config as config_mod
-from assistant import events as ev
-from assistant.hotword import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Hotword,
+from assistant.pipeline import events as ev
+from assistant.wake.turn import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Hotword,
                                PushToTalk, Ring, beep, check_config, strip_wake_word)
-from assistant.wer import normalize, number_words
+from assistant.asr.wer import normalize, number_words
 from test_assistant_e2e import Recorder
 from test_listen import Assistant
 from test_wake import DATA as WAKEWORD, SR, espeak, load, speech_bounds, with_noise
@@ -230,7 +230,7 @@ def test_bad_wake_settings_name_the_key(tmp_path):
 
 
 def test_heard_wake_word_takes_near_spellings_only():
-    from assistant.wake import heard_wake_word
+    from assistant.wake.detector import heard_wake_word
 
     assert heard_wake_word("alexa", "Alexa.") and heard_wake_word("alexa", "Hey, Alexia, what time is it?")
     assert not heard_wake_word("alexa", "The Neplu Ultra") and not heard_wake_word("alexa", "When they flew all track")
@@ -541,8 +541,8 @@ def test_the_wake_word_interrupts_a_long_reply(pulse_audio, quiet_echo, tmp_path
 def test_config_reaches_the_detector_and_the_console_shows_the_states(tmp_path):
     """wake.sensitivity (per word) and refractory_s reach the detector; without --events jsonl the
     console says what the assistant waits for and what it does."""
-    from assistant.capture import FileSource
-    from assistant.listen import build
+    from assistant.audio.sources import FileSource
+    from assistant.pipeline.app import build
 
     wav = scene(tmp_path / "one.wav", 0.5, person("82"), 2.0)
     cfg = config_mod.from_dict({"wake": {"word": "alexa", "sensitivity": {"alexa": 0.95, "okay_nabu": 0.5},
@@ -564,7 +564,7 @@ def test_config_reaches_the_detector_and_the_console_shows_the_states(tmp_path):
 def test_ack_sound_can_be_a_wav_file(pulse_audio, tmp_path):
     """wake.ack_sound: a path plays that file (here a 0.3 s 440 Hz tone at 22.05 kHz) on the
     speaker's device, through the same player as the beep (heard in the microphone test above)."""
-    from assistant.hotword import Chime
+    from assistant.wake.turn import Chime
 
     tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(int(0.3 * 22050)) / 22050)
     soundfile.write(str(tmp_path / "ding.wav"), tone.astype(np.float32), 22050)

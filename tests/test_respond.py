@@ -7,10 +7,10 @@ import time
 import pytest
 
 from assistant import config as config_mod
-from assistant import events as ev
-from assistant.dispatch import Dispatcher
-from assistant.respond import Responder
-from assistant.speaker import Speaker
+from assistant.pipeline import events as ev
+from assistant.intents.dispatcher import Dispatcher
+from assistant.pipeline.responder import Responder
+from assistant.pipeline.speaker import Speaker
 
 
 def wait(predicate, timeout=10.0):

@@ -28,7 +28,7 @@ import pytest
 
 import pulse
 from assistant.config import SpeakerConfig
-from assistant.speaker import Speaker, SpeakerError, Utterance
+from assistant.pipeline.speaker import Speaker, SpeakerError, Utterance
 
 RATE = 16000
 FRAME_S = 0.01
@@ -306,7 +306,7 @@ def test_queue_keeps_order(monitor, make_speaker):
 
 
 def test_device_that_refuses_the_rate_is_resampled(monitor, make_speaker, monkeypatch):
-    from assistant import speaker as speaker_module
+    from assistant.pipeline import speaker as speaker_module
 
     monkeypatch.setattr(speaker_module._Output, "rate_for", lambda self, rate: 48000)
     speaker = make_speaker()

@@ -13,9 +13,9 @@ import webvtt
 
 from asr import SPEECH, engine, model_path, references, run_cli
 from assistant.audio import SAMPLE_RATE, load_audio, resample
-from assistant.subtitles import cues, render
-from assistant.wer import wer
-from assistant.whisper import FULL_AUDIO_CTX, windows
+from assistant.asr.subtitles import cues, render
+from assistant.asr.wer import wer
+from assistant.asr.engine import FULL_AUDIO_CTX, windows
 
 CLIPS = sorted(references())
 SHORT = [c for c in CLIPS if soundfile.info(str(SPEECH / c)).duration < 4.5]
@@ -170,7 +170,7 @@ def test_cli_subtitles_parse(fmt, tmp_path):
 
 
 def test_cues_split_long_segments_by_time_and_lines():
-    from assistant.whisper import Segment, Transcript
+    from assistant.asr.engine import Segment, Transcript
 
     words = " ".join(f"word{i}" for i in range(60))
     t = Transcript(words, [Segment(0.0, 20.0, words)], FULL_AUDIO_CTX, 0.0, 20.0)
@@ -183,7 +183,7 @@ def test_cues_split_long_segments_by_time_and_lines():
 
 
 def test_repetition_loops_are_cut_at_the_first_repeat():
-    from assistant.whisper import cut_loop
+    from assistant.asr.engine import cut_loop
 
     two_s = 2 * SAMPLE_RATE
     assert cut_loop("Go forward 10 meters. Go forward 10 meters. Go forward", two_s) == "Go forward 10 meters."

@@ -18,7 +18,7 @@ import webrtcvad
 
 from assistant.audio import float_to_int16, load_audio
 from assistant.config import VadConfig
-from assistant.vad import SAMPLE_RATE, Segmenter, SpeechEnd, SpeechStart
+from assistant.audio.vad import SAMPLE_RATE, Segmenter, SpeechEnd, SpeechStart
 
 DATA = Path(__file__).parent / "data"
 SPEECH = DATA / "speech"
@@ -238,7 +238,7 @@ def test_muted_stretch_does_not_make_the_background_look_like_speech():
     must not start an utterance (it did: the floor fell to the zeros)."""
     from assistant.audio import load_audio
     from assistant.config import VadConfig
-    from assistant.vad import Segmenter, SpeechStart
+    from assistant.audio.vad import Segmenter, SpeechStart
 
     noise = load_audio(Path(__file__).parent / "data" / "vad" / "fridge.flac")
     stream = np.concatenate([noise[:32000], np.zeros(32000, np.float32), noise[32000:]])

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from assistant.wake import WAKE_WORDS, Gate, Wake, WakeDetector
+from assistant.wake.detector import WAKE_WORDS, Gate, Wake, WakeDetector
 
 DATA = Path(__file__).parent / "data" / "wakeword"
 SR = 16000

@@ -18,8 +18,8 @@ import json
 import sys
 from typing import List, Optional, TextIO, Union
 
-from .config import Config, IntentsConfig, load
-from .dispatch import Dispatcher
+from ..config import Config, IntentsConfig, load
+from .dispatcher import Dispatcher
 
 
 def main(args: List[str], config: Union[Config, IntentsConfig, None] = None, out: Optional[TextIO] = None) -> int:

@@ -46,8 +46,8 @@ from hassil.recognize import RecognizeResult
 from hassil.sample import sample_expression
 from hassil.util import merge_dict
 
-from .config import DEFAULT_PATH, Config, IntentsConfig
-from .intent_pack import Context, Handler, IntentPack, IntentSpec, Reply, load_packs
+from ..config import DEFAULT_PATH, Config, IntentsConfig
+from .packs import Context, Handler, IntentPack, IntentSpec, Reply, load_packs
 from .normalize import Normalized, is_number, normalize_template, normalize_tokens
 
 _LOGGER = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ import yaml
 from hassil import Intents, is_template, parse_sentence
 from hassil.util import merge_dict
 
-from .config import IntentsConfig
+from ..config import IntentsConfig
 from .normalize import normalize_template
 from .timers import Timers
 
@@ -133,7 +133,7 @@ class IntentPack:
         return specs
 
 
-BUILT_IN = Path(__file__).resolve().parent.parent / "intents"
+BUILT_IN = Path(__file__).resolve().parents[2] / "intents"
 
 
 def load_packs(paths: Iterable[Union[str, Path]], base: Optional[Path] = None) -> List[IntentPack]:

@@ -38,7 +38,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 import webrtcvad
 
-from .config import VadConfig
+from ..config import VadConfig
 
 SAMPLE_RATE = 16000
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, List, Optional
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 
 FRAMES_PER_SECOND = 50  # whisper's encoder: one frame per 20 ms of audio
 FULL_AUDIO_CTX = 1500  # 30 s
@@ -95,7 +95,7 @@ class Engine:
         audio_ctx_margin: int = 64,
         window_s: float = 30.0,
     ):
-        from .cwhisper import Context
+        from .libwhisper import Context
 
         self.model_path = Path(model_path)
         self.threads = threads or default_threads()
@@ -162,7 +162,7 @@ class Engine:
         first (assistant/denoise.py)."""
         audio = _as_float(audio)[: int(30 * SAMPLE_RATE)]
         if denoise:
-            from .denoise import subtract_noise
+            from ..audio.denoise import subtract_noise
 
             audio = subtract_noise(audio)
         ctx = audio_ctx if audio_ctx is not None else self.audio_ctx_for(audio.size)

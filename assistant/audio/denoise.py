@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from . import SAMPLE_RATE
 
 FRAME = 512  # 32 ms: the noise spectrum's resolution (31 Hz)
 HOP = FRAME // 2

@@ -6,7 +6,7 @@ import json
 import textwrap
 from typing import Iterable, List
 
-from .whisper import Segment, Transcript
+from .engine import Segment, Transcript
 
 MAX_CUE_SECONDS = 7.0
 LINE_CHARS = 42  # the usual subtitle line length

@@ -44,7 +44,7 @@ from typing import Callable, Iterator, List, Optional, TextIO
 
 import numpy as np
 
-from .config import SpeakerConfig
+from ..config import SpeakerConfig
 
 log = logging.getLogger(__name__)
 

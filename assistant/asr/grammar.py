@@ -46,7 +46,7 @@ from hassil.expression import Alternative, Expression, ListReference, Permutatio
 from hassil.expression import Sequence as SeqExpr
 from hassil.intents import RangeSlotList, SlotList, TextSlotList
 
-from .normalize import FILLERS, LEADING, TRAILING
+from ..intents.normalize import FILLERS, LEADING, TRAILING
 
 _LOGGER = logging.getLogger(__name__)
 VERSION = 4  # of the automaton's construction: a change invalidates cached grammars

@@ -49,9 +49,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import events as ev
-from .config import Config, WakeConfig, check
-from .wake import VERIFY_WINDOW_S, WAKE_PHRASE_WORDS, WAKE_WORDS, heard_wake_word
+from ..pipeline import events as ev
+from ..config import Config, WakeConfig, check
+from .detector import VERIFY_WINDOW_S, WAKE_PHRASE_WORDS, WAKE_WORDS, heard_wake_word
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class Ring:
 class Hotword:
     """The states of one command (see the module docstring), driven block by block by the listener.
 
-    detector: an assistant.wake.WakeDetector, or None for push-to-talk only. speaker: the
+    detector: an assistant.wake.detector.WakeDetector, or None for push-to-talk only. speaker: the
     Speaker (is_busy, speaking, muted, stop), or None in transcribe mode. chime: plays the
     acknowledgement, or None. emit: where Wake and State events go. transcribe(audio, done):
     has whisper transcribe audio and calls done(text) from its own thread (Decoder.check); for
@@ -351,8 +351,8 @@ class Chime:
     listener never waits for the device."""
 
     def __init__(self, sound: str, device=None):
-        from .audio import load_audio
-        from .speaker import _Output  # the speaker's device check: a SpeakerError if there is none
+        from ..audio import load_audio
+        from ..pipeline.speaker import _Output  # the speaker's device check: a SpeakerError if there is none
 
         self.audio = beep() if sound == "beep" else load_audio(str(Path(sound).expanduser()))
         self._output = _Output(device)
@@ -381,7 +381,7 @@ class Chime:
             self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
-        from .speaker import _Player
+        from ..pipeline.speaker import _Player
 
         while self._requests.get() and not self._closed:
             player = None

@@ -13,9 +13,9 @@ import time
 from typing import Callable, Optional
 
 from . import events as ev
-from .dispatch import Dispatcher
-from .timers import done_text
-from .whisper import heard_nothing
+from ..intents.dispatcher import Dispatcher
+from ..intents.timers import done_text
+from ..asr.engine import heard_nothing
 
 log = logging.getLogger(__name__)
 

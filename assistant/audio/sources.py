@@ -26,8 +26,8 @@ from typing import Any, List, Optional, Union
 
 import numpy as np
 
-from .audio import float_to_int16, load_audio
-from .config import AudioConfig
+from . import float_to_int16, load_audio
+from ..config import AudioConfig
 
 log = logging.getLogger(__name__)
 

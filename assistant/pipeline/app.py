@@ -31,8 +31,8 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from . import events as ev
-from .partials import PartialText
-from .vad import SpeechEnd, SpeechStart, Segmenter, TAIL_MS
+from ..asr.partials import PartialText
+from ..audio.vad import SpeechEnd, SpeechStart, Segmenter, TAIL_MS
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Decoder(threading.Thread):
         return self._stopping.is_set() or self._final_waiting.is_set()
 
     def run(self) -> None:
-        from .whisper import Aborted
+        from ..asr.engine import Aborted
 
         while True:
             job = self.jobs.get()
@@ -383,7 +383,7 @@ class Pipeline:
     def use_hotword(self, hotword) -> None:
         """Hotword mode: the listener hears the microphone through `hotword` (a hotword.Hotword),
         and a command's final ends its turn."""
-        from .hotword import strip_wake_word
+        from ..wake.turn import strip_wake_word
 
         self.hotword = self.listener.hotword = hotword
         self.decoder.clean = lambda text: strip_wake_word(text, hotword.word)
@@ -455,7 +455,7 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
           push_to_talk: bool = False) -> Pipeline:
     """The pipeline `python -m assistant` runs. Hotword mode when config.wake.word is not "none" or
     push_to_talk is set. Parts that can fail on a bad setting are made before the model loads."""
-    from .hotword import Chime, Hotword, PushToTalk, check_config
+    from ..wake.turn import Chime, Hotword, PushToTalk, check_config
 
     check_config(config)
     hotword = config.wake.word != "none" or push_to_talk
@@ -464,7 +464,7 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
     prompt, muted = None, (lambda: False)
     try:
         if mode == "assistant":
-            from .dispatch import Dispatcher
+            from ..intents.dispatcher import Dispatcher
             from .speaker import Speaker
 
             dispatcher = Dispatcher.from_config(config)
@@ -474,7 +474,7 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
             prompt = dispatcher.vocabulary_prompt() or None
             muted = speaker.muted  # half-duplex: the assistant never answers its own voice
         if config.wake.word != "none":
-            from .wake import WakeDetector
+            from ..wake.detector import WakeDetector
 
             detector = WakeDetector(config.wake.word, config.wake.sensitivity.get(config.wake.word),
                                     config.wake.refractory_s)
@@ -490,7 +490,7 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
         engine = load_engine(config)
         engine.warm_up()
         if dispatcher is not None and config.asr.grammar:
-            from .grammar import use_intents
+            from ..asr.grammar import use_intents
 
             use_intents(engine, dispatcher, config.asr)
     except BaseException:
@@ -501,7 +501,7 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
                         constrained=dispatcher is not None and engine.grammar_ready)
     pipeline.closing = closing
     if dispatcher is not None:
-        from .respond import Responder
+        from .responder import Responder
 
         pipeline.responder = Responder(dispatcher, speaker, pipeline.emit)
     if hotword:
@@ -517,7 +517,7 @@ def _interrupt(signum, frame):
 
 
 def main(argv, description, add_common, load_config, load_engine) -> int:
-    from .wake import WAKE_WORDS
+    from ..wake.detector import WAKE_WORDS
 
     parser = argparse.ArgumentParser(prog="python -m assistant", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -542,7 +542,7 @@ def main(argv, description, add_common, load_config, load_engine) -> int:
         config.wake.word = args.wake_word
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from .capture import FileSource, Microphone
+    from ..audio.sources import FileSource, Microphone
 
     if args.input:
         source = FileSource(args.input, fast=args.fast)  # a bad file fails here, before the model loads
