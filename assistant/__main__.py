@@ -192,9 +192,32 @@ def cmd_intents(argv: List[str]) -> int:
 
 
 def cmd_listen(argv: List[str]) -> int:
-    from .pipeline import app as listen
+    from .pipeline.app import listen
+    from .wake.detector import WAKE_WORDS
 
-    return listen.main(argv, DESCRIPTION, _common, _load_config, load_engine)
+    parser = argparse.ArgumentParser(prog="python -m assistant", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("assistant", "transcribe"), default="assistant",
+                        help="assistant: answer commands (default); transcribe: only show what it hears")
+    parser.add_argument("--events", choices=("console", "jsonl"), default="console",
+                        help="console: a live line (default); jsonl: one JSON event per line on stdout")
+    parser.add_argument("--input", metavar="FILE", help="play a file through the pipeline instead of the microphone")
+    parser.add_argument("--fast", action="store_true", help="with --input: as fast as it can go, not in real time")
+    parser.add_argument("--device", help="input device: index or part of its name (default: audio.device)")
+    parser.add_argument("--wake-word", choices=("none",) + WAKE_WORDS, metavar="NAME",
+                        help="listen for one command after this wake word: " + ", ".join(WAKE_WORDS) +
+                        "; none = always listening (default: wake.word)")
+    parser.add_argument("--push-to-talk", action="store_true",
+                        help="pressing Enter opens the microphone for one command (with or without a wake word)")
+    _common(parser)
+    args = parser.parse_args(argv)
+    config = _load_config(args)
+    if args.device is not None:
+        config.audio.device = int(args.device) if args.device.isdigit() else args.device
+    if args.wake_word is not None:
+        config.wake.word = args.wake_word
+    return listen(config, load_engine, input=args.input, fast=args.fast, mode=args.mode, events=args.events,
+                  push_to_talk=args.push_to_talk)
 
 
 COMMANDS = {

@@ -17,7 +17,6 @@ One audio block's path:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import queue
@@ -516,42 +515,23 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv, description, add_common, load_config, load_engine) -> int:
-    from ..wake.detector import WAKE_WORDS
-
-    parser = argparse.ArgumentParser(prog="python -m assistant", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("assistant", "transcribe"), default="assistant",
-                        help="assistant: answer commands (default); transcribe: only show what it hears")
-    parser.add_argument("--events", choices=("console", "jsonl"), default="console",
-                        help="console: a live line (default); jsonl: one JSON event per line on stdout")
-    parser.add_argument("--input", metavar="FILE", help="play a file through the pipeline instead of the microphone")
-    parser.add_argument("--fast", action="store_true", help="with --input: as fast as it can go, not in real time")
-    parser.add_argument("--device", help="input device: index or part of its name (default: audio.device)")
-    parser.add_argument("--wake-word", choices=("none",) + WAKE_WORDS, metavar="NAME",
-                        help="listen for one command after this wake word: " + ", ".join(WAKE_WORDS) +
-                        "; none = always listening (default: wake.word)")
-    parser.add_argument("--push-to-talk", action="store_true",
-                        help="pressing Enter opens the microphone for one command (with or without a wake word)")
-    add_common(parser)
-    args = parser.parse_args(argv)
-    config = load_config(args)
-    if args.device is not None:
-        config.audio.device = int(args.device) if args.device.isdigit() else args.device
-    if args.wake_word is not None:
-        config.wake.word = args.wake_word
+def listen(config, load_engine, *, input: Optional[str] = None, fast: bool = False, mode: str = "assistant",
+           events: str = "console", push_to_talk: bool = False) -> int:
+    """Run the live assistant (`python -m assistant`) until the input ends or Ctrl-C / SIGTERM.
+    input: a file played through the pipeline instead of the microphone (fast: not in real time);
+    events: console (a live line) or jsonl (one JSON event a line on stdout)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from ..audio.sources import FileSource, Microphone
 
-    if args.input:
-        source = FileSource(args.input, fast=args.fast)  # a bad file fails here, before the model loads
+    if input:
+        source = FileSource(input, fast=fast)  # a bad file fails here, before the model loads
     else:
         source = Microphone(config.audio)
     triggers = [f'say "{config.wake.word.replace("_", " ")}"'] if config.wake.word != "none" else []
-    triggers += ["press Enter"] if args.push_to_talk else []
-    sinks = [JsonLines() if args.events == "jsonl" else ConsoleLine(waiting=" or ".join(triggers))]
-    pipeline = build(config, source, load_engine, sinks, args.mode, args.push_to_talk)
+    triggers += ["press Enter"] if push_to_talk else []
+    sinks = [JsonLines() if events == "jsonl" else ConsoleLine(waiting=" or ".join(triggers))]
+    pipeline = build(config, source, load_engine, sinks, mode, push_to_talk)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM as Ctrl-C: stop every thread, exit 0
     try:
         return pipeline.run()
