@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from .errors import AssistantError, UsageError
 from . import config as config_mod
 
 SUBCOMMANDS = ("transcribe", "models", "devices", "intents", "listen")
@@ -25,10 +26,6 @@ intents with spoken replies.
 """
 
 
-class UsageError(Exception):
-    """A user error: printed as one line, exit code 2."""
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "listen"
@@ -38,26 +35,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return COMMANDS[command](argv)
     except KeyboardInterrupt:
         return 0
-    except Exception as e:  # noqa: BLE001 - every known failure becomes one line
-        known = _known_errors()
-        if isinstance(e, known):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
-
-
-def _known_errors() -> tuple:
-    from .audio import AudioError
-    from .asr.convert import ConversionError
-    from .asr.models import ModelError
-
-    errors = [UsageError, config_mod.ConfigError, AudioError, ModelError, ConversionError]
-    for module, name in (("capture", "CaptureError"), ("speaker", "SpeakerError")):
-        try:
-            errors.append(getattr(__import__(f"assistant.{module}", fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
+    except AssistantError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -15,11 +15,9 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .errors import ConfigError
+
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
-
-
-class ConfigError(ValueError):
-    """A bad configuration file, key or value. The message names the key and the file."""
 
 
 @dataclass

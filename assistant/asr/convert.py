@@ -29,6 +29,8 @@ from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..errors import ConversionError
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 GGML_MAGIC = 0x67676D6C  # "ggml"
@@ -42,13 +44,6 @@ _GGML_TYPES = {
 }
 _VOCAB_FILES = ("vocabulary.txt", "vocabulary.json", "tokenizer.json")
 _EOT = "<|endoftext|>"
-
-
-class ConversionError(Exception):
-    """A model that cannot be converted or a ggml file that is not valid.
-
-    The message is one line naming the folder or file and what is wrong.
-    """
 
 
 @dataclass(frozen=True)

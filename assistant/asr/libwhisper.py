@@ -25,6 +25,8 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from ..errors import BindingError
+
 _LOGGER = logging.getLogger(__name__)
 
 class VadParams(Structure):
@@ -93,10 +95,6 @@ _DEFAULTS = {"n_max_text_ctx": 16384, "suppress_blank": True, "print_timestamps"
 # whisper_context_default_params() in whisper.cpp 1.8.5
 _CONTEXT_DEFAULTS = {"gpu_device": 0, "dtw_aheads_preset": 0, "dtw_n_top": -1, "dtw_aheads_n_heads": 0,
                      "dtw_mem_size": 128 * 1024 * 1024}
-
-
-class BindingError(RuntimeError):
-    """libwhisper is missing or its layout is not the one this binding was written for."""
 
 
 # libwhisper's functions this binding calls: name -> (return type, argument types), whisper.h 1.8.5

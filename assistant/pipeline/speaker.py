@@ -44,6 +44,7 @@ from typing import Callable, Iterator, List, Optional, TextIO
 
 import numpy as np
 
+from ..errors import SpeakerError
 from ..config import SpeakerConfig
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,6 @@ START_TIMEOUT_S = 30.0  # engine start-up (a piper voice loads in about 1 s)
 
 NO_ESPEAK = ("no TTS engine: espeak-ng is not installed (apt-get install espeak-ng), "
              "or set speaker.engine: none")
-
-
-class SpeakerError(RuntimeError):
-    """No usable TTS engine or output device; the message says what to install or configure."""
 
 
 @dataclass
