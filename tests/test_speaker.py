@@ -306,9 +306,9 @@ def test_queue_keeps_order(monitor, make_speaker):
 
 
 def test_device_that_refuses_the_rate_is_resampled(monitor, make_speaker, monkeypatch):
-    from assistant.pipeline import speaker as speaker_module
+    from assistant.audio.output import Output
 
-    monkeypatch.setattr(speaker_module._Output, "rate_for", lambda self, rate: 48000)
+    monkeypatch.setattr(Output, "rate_for", lambda self, rate: 48000)
     speaker = make_speaker()
     utterance = speaker.say("Three o'clock.")
     assert utterance.wait(5) and utterance.error is None and not utterance.interrupted

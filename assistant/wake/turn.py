@@ -352,10 +352,10 @@ class Chime:
 
     def __init__(self, sound: str, device=None):
         from ..audio import load_audio
-        from ..pipeline.speaker import _Output  # the speaker's device check: a SpeakerError if there is none
+        from ..audio.output import Output  # the speaker's device check: a SpeakerError if there is none
 
         self.audio = beep() if sound == "beep" else load_audio(str(Path(sound).expanduser()))
-        self._output = _Output(device)
+        self._output = Output(device)
         self._requests: "queue.Queue[bool]" = queue.Queue(maxsize=1)
         self._player = None
         self._closed = False
@@ -381,12 +381,12 @@ class Chime:
             self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
-        from ..pipeline.speaker import _Player
+        from ..audio.output import Player
 
         while self._requests.get() and not self._closed:
             player = None
             try:
-                player = self._player = _Player(self._output, SAMPLE_RATE)
+                player = self._player = Player(self._output, SAMPLE_RATE)
                 player.feed(self.audio)
                 player.end()
                 if not self._closed:
