@@ -23,8 +23,10 @@ import soundfile
 from asr import engine, run_cli
 from assistant import config as config_mod
 from assistant.pipeline import events as ev
-from assistant.wake.turn import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Hotword,
-                               PushToTalk, Ring, beep, check_config, strip_wake_word)
+from assistant.wake.chime import beep
+from assistant.wake.push_to_talk import PushToTalk
+from assistant.wake.turn import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Hotword, Ring,
+                                 check_config, strip_wake_word)
 from assistant.asr.wer import normalize, number_words
 from test_assistant_e2e import Recorder
 from test_listen import Assistant
@@ -564,7 +566,7 @@ def test_config_reaches_the_detector_and_the_console_shows_the_states(tmp_path):
 def test_ack_sound_can_be_a_wav_file(pulse_audio, tmp_path):
     """wake.ack_sound: a path plays that file (here a 0.3 s 440 Hz tone at 22.05 kHz) on the
     speaker's device, through the same player as the beep (heard in the microphone test above)."""
-    from assistant.wake.turn import Chime
+    from assistant.wake.chime import Chime
 
     tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(int(0.3 * 22050)) / 22050)
     soundfile.write(str(tmp_path / "ding.wav"), tone.astype(np.float32), 22050)

@@ -371,7 +371,7 @@ class Pipeline:
         self.sinks = sinks
         self.responder = responder  # assistant mode: finals go on to intents and replies
         self.hotword = None  # hotword mode: see use_hotword()
-        self.push_to_talk = None  # a hotword.PushToTalk thread
+        self.push_to_talk = None  # a wake.push_to_talk.PushToTalk thread
         self.closing: List[Callable[[], None]] = []  # what close() releases (speaker, chime, ...)
         self.events: "queue.Queue[ev.Event]" = queue.Queue(maxsize=EVENTS_QUEUE)
         self.decoder = Decoder(engine, self.emit, prompt, constrained=constrained,
@@ -454,7 +454,9 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
           push_to_talk: bool = False) -> Pipeline:
     """The pipeline `python -m assistant` runs. Hotword mode when config.wake.word is not "none" or
     push_to_talk is set. Parts that can fail on a bad setting are made before the model loads."""
-    from ..wake.turn import Chime, Hotword, PushToTalk, check_config
+    from ..wake.chime import Chime
+    from ..wake.push_to_talk import PushToTalk
+    from ..wake.turn import Hotword, check_config
 
     check_config(config)
     hotword = config.wake.word != "none" or push_to_talk

@@ -36,22 +36,22 @@ press() (the push-to-talk thread), which only set flags that hear() reads on the
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import re
-import selectors
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from ..pipeline import events as ev
 from ..config import Config, WakeConfig, check
 from .detector import VERIFY_WINDOW_S, WAKE_PHRASE_WORDS, WAKE_WORDS, heard_wake_word
+
+if TYPE_CHECKING:
+    from .chime import Chime
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,6 @@ BARGE_IN_ECHO_S = 0.1
 # ended 0.13 s after the detection; "okay nabu stop" in one breath (espeak-ng, 4 voices) ends
 # 0.18-0.24 s after it. A thin margin: a quicker one-word command would be taken for a tail.
 RESIDUE_S = 0.15
-POLL_S = 0.1  # push-to-talk: how often the stdin reader checks for stop()
 CHECK_TIMEOUT_S = 5.0  # the longest the listener waits for whisper's second opinion
 
 
@@ -330,106 +329,3 @@ class Hotword:
         if state != self.state:
             self.state = state
             self.emit(ev.State(t=round(self.t, 3), state=state))
-
-
-# --- the acknowledgement sound ------------------------------------------------------------------
-
-
-def beep() -> np.ndarray:
-    """Two short rising notes (880 Hz, 1320 Hz; 70 ms each, -18 dBFS) at 16 kHz."""
-    n = int(0.07 * SAMPLE_RATE)
-    t = np.arange(n) / SAMPLE_RATE
-    ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)  # 10 ms fades: no clicks
-    notes = [np.sin(2 * np.pi * f * t) * ramp for f in (880.0, 1320.0)]
-    return (0.125 * np.concatenate(notes)).astype(np.float32)
-
-
-class Chime:
-    """The acknowledgement, played at once on its own output stream: not in the speaker's queue
-    (a reply may be playing, or be cut by this very wake), and without muting the microphone (a
-    command said in one breath is already under way). Its thread opens the stream, so the
-    listener never waits for the device."""
-
-    def __init__(self, sound: str, device=None):
-        from ..audio import load_audio
-        from ..audio.output import Output  # the speaker's device check: a SpeakerError if there is none
-
-        self.audio = beep() if sound == "beep" else load_audio(str(Path(sound).expanduser()))
-        self._output = Output(device)
-        self._requests: "queue.Queue[bool]" = queue.Queue(maxsize=1)
-        self._player = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="chime", daemon=True)
-        self._thread.start()
-
-    def play(self) -> None:
-        try:
-            self._requests.put_nowait(True)
-        except queue.Full:  # one is about to play already
-            pass
-
-    def close(self) -> None:
-        self._closed = True
-        player = self._player
-        if player is not None:
-            player.cut()
-        try:
-            self._requests.put_nowait(False)
-        except queue.Full:
-            pass
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=1.0)
-
-    def _run(self) -> None:
-        from ..audio.output import Player
-
-        while self._requests.get() and not self._closed:
-            player = None
-            try:
-                player = self._player = Player(self._output, SAMPLE_RATE)
-                player.feed(self.audio)
-                player.end()
-                if not self._closed:
-                    player.start()
-                    player.finished.wait(len(self.audio) / SAMPLE_RATE + 2.0)
-            except Exception as e:  # noqa: BLE001 - a missing beep must not stop the assistant
-                log.warning("acknowledgement sound failed: %s", e)
-            finally:
-                self._player = None
-                if player is not None:
-                    player.close()
-
-
-# --- push-to-talk -------------------------------------------------------------------------------
-
-
-class PushToTalk(threading.Thread):
-    """Enter on stdin opens the microphone for one command. select() with a timeout instead of a
-    blocking readline(), so stop() ends the thread within POLL_S although no key is pressed."""
-
-    def __init__(self, press: Callable[[], None], stream=None):
-        super().__init__(name="push-to-talk", daemon=True)
-        self.press = press
-        self.stream = stream if stream is not None else sys.stdin
-        self._stopping = threading.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def run(self) -> None:
-        try:
-            fd = self.stream.fileno()
-        except (AttributeError, OSError, ValueError):
-            log.warning("push-to-talk: standard input cannot be read")
-            return
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                if not sel.select(POLL_S):
-                    continue
-                data = os.read(fd, 4096)
-                if not data:
-                    log.warning("push-to-talk: standard input closed; Enter no longer opens the microphone")
-                    return
-                if b"\n" in data:
-                    self.press()
