@@ -195,7 +195,7 @@ def long_speech() -> np.ndarray:
 def test_decoder_is_not_idle_while_a_job_is_in_hand():
     """Pipeline._done() asks decoder.idle: a job taken from the queue but not finished is work."""
     from asr import engine
-    from assistant.pipeline.app import Decoder
+    from assistant.pipeline.decoder import Decoder
 
     d = Decoder(engine(), lambda e: None)
     assert d.idle
@@ -212,7 +212,7 @@ def test_a_wrong_speculation_is_aborted_and_the_final_does_not_wait_for_it():
     asks its abort callback only once the encoder has run: 0.7 s for 25 s of audio here, ~0.1 s
     for a 3 s command; the decoding after it is what the abort saves.)"""
     from asr import engine
-    from assistant.pipeline.app import Decoder
+    from assistant.pipeline.decoder import Decoder
     from assistant.audio.vad import SpeechEnd
     from assistant.pipeline import events as ev
 
@@ -248,7 +248,7 @@ def test_a_wrong_speculation_is_aborted_and_the_final_does_not_wait_for_it():
 
 def test_speech_resuming_drops_a_speculation_and_a_matching_final_reuses_it():
     from asr import engine
-    from assistant.pipeline.app import Decoder
+    from assistant.pipeline.decoder import Decoder
     from assistant.audio.vad import SpeechEnd
     from assistant.pipeline import events as ev
 

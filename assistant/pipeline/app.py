@@ -18,19 +18,17 @@ One audio block's path:
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import numpy as np
 
 from . import events as ev
-from ..asr.partials import PartialText
+from .decoder import Decoder
 from ..audio.vad import SpeechEnd, SpeechStart, Segmenter, TAIL_MS
 
 log = logging.getLogger(__name__)
@@ -41,157 +39,6 @@ EVENTS_QUEUE = 256
 # detector on 30 ms blocks in real time on a busy machine: 1.4 % of a core woken for every block,
 # 0.73 % for every third (a hot cache); the wake is heard up to this much later.
 WAITING_NAP_S = 0.06
-
-
-@dataclass
-class _Job:
-    kind: str  # partial | speculative | final | stop
-    utterance: int
-    audio: Optional[np.ndarray] = None
-    end: Optional[SpeechEnd] = None
-    end_wall: float = 0.0
-    t: float = 0.0
-    done: Optional[Callable[[str], None]] = None  # check: gets the text
-
-
-class Decoder(threading.Thread):
-    """The one thread that calls whisper. Finals never wait for a partial: a partial is only
-    submitted when the decoder is idle, and aborts as soon as a final job arrives. Nor for a
-    speculation that turned out wrong: it aborts when speech resumes or the final's audio differs."""
-
-    def __init__(self, engine, emit: Callable[[ev.Event], None], prompt: Optional[str] = None,
-                 clean: Callable[[str], str] = lambda text: text, constrained: bool = False,
-                 min_logprob: float = -math.inf, denoise: bool = False):
-        super().__init__(name="decoder", daemon=True)
-        self.engine = engine
-        self.emit = emit
-        self.prompt = prompt
-        self.constrained = constrained  # finals held to the intents' grammar (Engine.use_grammar)
-        self.min_logprob = min_logprob  # a freely decoded final less sure than this is noise: no text
-        self.denoise = denoise  # finals: the pre-roll's noise subtracted first (assistant/denoise.py)
-        self.clean = clean  # hotword mode: a wake word whisper heard at the start is no part of the command
-        self.jobs: "queue.Queue[_Job]" = queue.Queue(maxsize=8)
-        self._final_waiting = threading.Event()
-        self._stopping = threading.Event()
-        self._speculative = None  # (utterance, n_samples, transcript)
-        self._wanted = None  # (utterance, n_samples) the speculation in hand is still good for
-        self._partials: dict = {}
-
-    @property
-    def idle(self) -> bool:
-        """No job queued or running (a job taken from the queue counts until it is done)."""
-        return self.jobs.unfinished_tasks == 0
-
-    def partial(self, utterance: int, audio: np.ndarray, t: float) -> bool:
-        if not self.idle:
-            return False  # skipped: the engine is busy
-        try:
-            self.jobs.put_nowait(_Job("partial", utterance, audio, t=t))
-            return True
-        except queue.Full:
-            return False
-
-    def speculate(self, utterance: int, audio: np.ndarray) -> None:
-        self._wanted = (utterance, len(audio))
-        self._put(_Job("speculative", utterance, audio))
-
-    def unspeculate(self) -> None:
-        """Speech resumed after the pause a speculation was started in: it is of no use."""
-        self._wanted = None
-
-    def final(self, utterance: int, end: SpeechEnd, end_wall: float, t: Optional[float] = None) -> None:
-        self._wanted = (utterance, len(end.audio))  # a speculation on exactly this audio goes on
-        self._final_waiting.set()
-        t = end.detected_at if t is None else t
-        self._put(_Job("final", utterance, end.audio, end=end, end_wall=end_wall, t=t))
-
-    def check(self, audio: np.ndarray, done: Callable[[str], None]) -> None:
-        """Transcribe audio for another stage (the wake word's second opinion); done(text) is
-        called from this thread."""
-        self._put(_Job("check", -1, audio, done=done))
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._put(_Job("stop", -1))
-
-    def _put(self, job: _Job) -> None:
-        while not self._stopping.is_set() or job.kind == "stop":
-            try:
-                self.jobs.put(job, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _abort(self) -> bool:
-        return self._stopping.is_set() or self._final_waiting.is_set()
-
-    def run(self) -> None:
-        from ..asr.engine import Aborted
-
-        while True:
-            job = self.jobs.get()
-            if job.kind == "stop":
-                return
-            try:
-                if job.kind == "partial":
-                    if self._final_waiting.is_set():
-                        continue
-                    try:
-                        result = self.engine.transcribe_command(job.audio, prompt=self.prompt, abort=self._abort)
-                    except Aborted:
-                        continue
-                    heard = self.clean(result.text)
-                    if heard:
-                        text, stable = self._partials.setdefault(job.utterance, PartialText()).update(heard)
-                        self.emit(ev.Partial(t=job.t, text=text, stable=stable))
-                elif job.kind == "check":
-                    text = ""
-                    try:
-                        text = self.engine.transcribe_command(job.audio, abort=self._stopping.is_set).text
-                    except Aborted:
-                        return
-                    finally:
-                        job.done(text)
-                elif job.kind == "speculative":
-                    wanted = (job.utterance, len(job.audio))
-                    if self._wanted != wanted:
-                        continue
-                    try:
-                        result = self.engine.transcribe_command(
-                            job.audio, prompt=self.prompt, constrained=self.constrained, denoise=self.denoise,
-                            abort=lambda: self._stopping.is_set() or self._wanted != wanted)
-                    except Aborted:
-                        continue
-                    self._speculative = (job.utterance, len(job.audio), result)
-                elif job.kind == "final":
-                    self._final_waiting.clear()
-                    self._partials.pop(job.utterance, None)
-                    spec = self._speculative
-                    if spec and spec[0] == job.utterance and spec[1] == len(job.audio):
-                        result = spec[2]  # decoded during the hangover: same audio, ready now
-                    else:
-                        try:
-                            result = self.engine.transcribe_command(job.audio, prompt=self.prompt,
-                                                                    constrained=self.constrained,
-                                                                    denoise=self.denoise,
-                                                                    abort=self._stopping.is_set)
-                        except Aborted:
-                            return
-                    self._speculative = None
-                    latency = (time.time() - job.end_wall) * 1000
-                    text = self.clean(result.text)
-                    if text and not result.held and result.logprob < self.min_logprob:
-                        log.info("dropping %r: whisper's guess at noise (mean log-probability %.2f)",
-                                 text, result.logprob)
-                        text = ""
-                    self.emit(ev.Final(t=job.t, text=text, latency_ms=round(latency, 1),
-                                       audio_ctx=result.audio_ctx, decode_ms=round(result.decode_ms, 1),
-                                       forced=result.forced, logprob=result.logprob))
-            except Exception as e:  # noqa: BLE001 - one bad decode must not stop listening
-                log.exception("decode failed")
-                self.emit(ev.Error(t=job.t, message=f"transcription failed: {e}"))
-            finally:
-                self.jobs.task_done()
 
 
 class Listener(threading.Thread):
@@ -374,7 +221,7 @@ class Pipeline:
         self.push_to_talk = None  # a wake.push_to_talk.PushToTalk thread
         self.closing: List[Callable[[], None]] = []  # what close() releases (speaker, chime, ...)
         self.events: "queue.Queue[ev.Event]" = queue.Queue(maxsize=EVENTS_QUEUE)
-        self.decoder = Decoder(engine, self.emit, prompt, constrained=constrained,
+        self.decoder = Decoder(engine, self.emit, prompt=prompt, constrained=constrained,
                                min_logprob=config.asr.min_logprob, denoise=config.asr.denoise)
         self.listener = Listener(source, Segmenter(config.vad), self.decoder, self.emit,
                                  config.partials.interval_s, config.partials.enabled, muted)
