@@ -29,6 +29,7 @@ import numpy as np
 
 from . import events as ev
 from .decoder import Decoder
+from .sinks import ConsoleLine, JsonLines
 from ..audio.vad import SpeechEnd, SpeechStart, Segmenter, TAIL_MS
 
 log = logging.getLogger(__name__)
@@ -155,55 +156,6 @@ class Listener(threading.Thread):
             return False
         self.decoder.final(self.utterance, end, wall, t=self._t(end.detected_at))
         return True
-
-
-# --- sinks ------------------------------------------------------------------------------------
-
-class ConsoleLine:
-    """One live line: partial text (stable part plain, tail dim) replaced by the final text;
-    hotword states and wakes on stderr."""
-
-    STATES = {"waiting": "waiting: {waiting}", "listening": "listening ...", "transcribing": "transcribing ...",
-              "speaking": "speaking (the wake word interrupts)", "follow_up": "listening for a follow-up ..."}
-
-    def __init__(self, stream=sys.stdout, waiting: str = "say the wake word or press Enter"):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.waiting = waiting  # hotword mode: what wakes the assistant
-
-    def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Listening):
-            print("listening ... (Ctrl-C to stop)", file=sys.stderr)
-        elif isinstance(event, ev.Wake):
-            print(f"[heard {event.word.replace('_', ' ')}, {event.score:.2f}]", file=sys.stderr)
-        elif isinstance(event, ev.State):
-            print(f"[{self.STATES.get(event.state, event.state).format(waiting=self.waiting)}]", file=sys.stderr)
-        elif isinstance(event, ev.Partial) and self.tty:
-            tail = event.text[len(event.stable):] if event.text.startswith(event.stable) else ""
-            shown = event.stable + (f"\033[2m{tail}\033[0m" if tail else "")
-            self.stream.write(f"\r\033[K... {shown}")
-            self.stream.flush()
-        elif isinstance(event, ev.Final):
-            prefix = "\r\033[K" if self.tty else ""
-            self.stream.write(f"{prefix}> {event.text}\n" if event.text else prefix)  # empty: noise
-            self.stream.flush()
-        elif isinstance(event, ev.Intent):
-            slots = ", ".join(f"{k}={v}" for k, v in event.slots.items())
-            self.stream.write(f"  [{event.name or 'not understood'}{' ' + slots if slots else ''}]\n")
-        elif isinstance(event, ev.Reply):
-            self.stream.write(f"< {event.text}\n")
-            self.stream.flush()
-        elif isinstance(event, ev.Error):
-            print(f"error: {event.message}", file=sys.stderr)
-
-
-class JsonLines:
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
-
-    def __call__(self, event: ev.Event) -> None:
-        self.stream.write(event.to_json() + "\n")
-        self.stream.flush()
 
 
 # --- running it ------------------------------------------------------------------------------
