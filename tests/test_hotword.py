@@ -23,9 +23,10 @@ import soundfile
 from asr import engine, run_cli
 from assistant import config as config_mod
 from assistant.pipeline import events as ev
+from assistant.pipeline.gates import HotwordGate
 from assistant.wake.chime import beep
 from assistant.wake.push_to_talk import PushToTalk
-from assistant.wake.turn import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Hotword, Ring,
+from assistant.wake.turn import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Ring, TurnTaking,
                                  check_config, strip_wake_word)
 from assistant.asr.wer import normalize, number_words
 from test_assistant_e2e import Recorder
@@ -86,7 +87,7 @@ def machine(*wakes, follow_up_s=0.0, listen_timeout_s=1.0):
     events = []
     wake = config_mod.WakeConfig(word="okay_nabu", listen_timeout_s=listen_timeout_s, follow_up_s=follow_up_s)
     speaker = FakeSpeaker()
-    hw = Hotword(wake, ScriptedDetector(*wakes), events.append, speaker)
+    hw = HotwordGate(TurnTaking(wake, ScriptedDetector(*wakes), events.append, speaker), speaker)
     hw.start()
     return hw, speaker, events
 
@@ -178,7 +179,7 @@ def test_barge_in_stops_the_reply_and_listens_from_now():
 def test_enter_opens_the_microphone_but_not_while_a_command_is_transcribed():
     wake = config_mod.WakeConfig(listen_timeout_s=1.0)
     events = []
-    hw = Hotword(wake, None, events.append)
+    hw = HotwordGate(TurnTaking(wake, None, events.append))
     hw.start()
     assert blocks(hw, 0.3) == [None] * 10
     hw.press()
@@ -551,7 +552,7 @@ def test_config_reaches_the_detector_and_the_console_shows_the_states(tmp_path):
                                          "refractory_s": 3.0, "ack_sound": None}})
     pipeline = build(cfg, FileSource(wav), lambda c: engine(), [], "transcribe")  # the real, shared model
     try:
-        detector = pipeline.hotword.detector
+        detector = pipeline.turn.detector
         assert (detector.word, detector.cutoff, detector.gate.refractory_s) == ("alexa", 0.95, 3.0)
     finally:
         pipeline.close()

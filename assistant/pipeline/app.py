@@ -1,196 +1,133 @@
-"""The listening pipeline: source -> [wake word] -> VAD -> whisper -> events.
+"""The composition root: the one place the pipeline's threads and queues are made and connected.
 
-One audio block's path:
-  capture thread   Microphone / FileSource puts int16 blocks in a bounded queue
-  listener thread  reads them. Hotword mode (wake.word, --push-to-talk): the block goes to the wake
-                   detector first (hotword.py), which says whether the VAD hears it at all; while
-                   waiting it does not. Then the Segmenter (webrtcvad) emits speech_start /
-                   speech_end, and the listener asks for partials on a cadence and for the final
-                   at the utterance's end
-  decoder thread   owns every whisper call: partials (skipped when busy, aborted when a final
-                   waits), the final, and a speculative final started in the hangover silence
-  main thread      takes events from a bounded queue and hands them to the sinks
-                   (console line or JSON lines); in assistant mode finals go on to the
-  responder thread intent, action and spoken reply (respond.py, speaker.py); it tells the hotword
-                   state machine when a command has been dealt with
+    source -> listener (gate, VAD) -> decoder -> [responder -> speaker]
+                  |                     |             |
+                  '----------- display events --------'--> main thread -> sinks
+
+  capture thread   a Source (assistant/audio/sources.py) puts int16 blocks in a bounded queue
+  listener thread  listener.py: the gate (gates.py: always open, or hotword mode) says what the
+                   VAD hears; the Segmenter cuts utterances; it asks for partials, a speculative
+                   final and the final
+  decoder thread   decoder.py: every whisper call, one typed job at a time
+  responder thread responder.py (assistant mode): intent, action, reply for each final
+  speaker thread   speaker.py (assistant mode): synthesises and plays the replies
+  main thread      Pipeline.run: takes display events from one bounded queue, hands them to the
+                   sinks (sinks.py)
+
+Control never travels with the display events: the decoder hands each final straight to the
+responder (assistant mode) or tells the gate that the command was handled (transcribe mode); the
+responder tells the gate once it has dealt with a final. A sink that stalls delays the display,
+never the turn-taking.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import signal
-import sys
-import threading
-import time
-from typing import Callable, List, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
 
 from . import events as ev
-from .decoder import Decoder
-from .sinks import ConsoleLine, JsonLines
-from ..audio.vad import SpeechEnd, SpeechStart, Segmenter, TAIL_MS
+from .decoder import Decoder, Trace
+from .gates import AlwaysOpenGate, Gate, HotwordGate
+from .listener import Listener, Source
+from .sinks import ConsoleLine, JsonLines, Sink
+from ..audio.vad import Segmenter
+from ..config import Config
+
+if TYPE_CHECKING:
+    from .responder import Responder
+    from .speaker import Speaker
+    from ..intents.dispatcher import Dispatcher
+    from ..wake.chime import Chime
+    from ..wake.detector import WakeDetector
+    from ..wake.push_to_talk import PushToTalk
+    from ..wake.turn import TurnTaking
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 EVENTS_QUEUE = 256
-# Hotword mode, waiting: the listener naps this long between batches of blocks. Measured with the
-# detector on 30 ms blocks in real time on a busy machine: 1.4 % of a core woken for every block,
-# 0.73 % for every third (a hot cache); the wake is heard up to this much later.
-WAITING_NAP_S = 0.06
+EMIT_TIMEOUT_S = 1.0  # a display event waits this long for room, then is dropped (and logged)
 
-
-class Listener(threading.Thread):
-    """Reads the source, runs the wake word (hotword mode) and the VAD, and drives the decoder."""
-
-    def __init__(self, source, segmenter: Segmenter, decoder: Decoder, emit, partial_interval: float,
-                 partials: bool = True, muted: Callable[[], bool] = lambda: False, hotword=None):
-        super().__init__(name="listener", daemon=True)
-        self.source = source
-        self.seg = segmenter
-        self.decoder = decoder
-        self.emit = emit
-        self.interval = partial_interval
-        self.partials = partials
-        self.muted = muted
-        self.hotword = hotword  # hotword.Hotword, or None: always listening
-        self.utterance = 0
-        self.t0 = 0.0  # stream seconds at the Segmenter's t=0 (it restarts for each hotword command)
-        self.finished = threading.Event()  # end of the source, last utterance handed over
-        self._stopping = threading.Event()
-        self._next_partial = 0.0
-        self._speculated = False
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def run(self) -> None:
-        try:
-            if self.hotword is not None:
-                self.hotword.start()
-            while not self._stopping.is_set():
-                block = self.source.read(timeout=0.1)
-                if block is None:
-                    if self.source.finished:
-                        break
-                    continue
-                self._take(block)
-                if self.hotword is not None and self.hotword.waiting:
-                    # Waiting costs mostly waking up (a cold cache for every 30 ms block): take what
-                    # has queued up, then nap, so each wake-up serves a few blocks.
-                    while self.hotword.waiting and (block := self.source.read(timeout=0)) is not None:
-                        self._take(block)
-                    if self.hotword.waiting:
-                        self._stopping.wait(WAITING_NAP_S)
-            if self.hotword is None or self.hotword.vad_on:
-                for result in self.seg.flush():
-                    if isinstance(result, SpeechEnd):
-                        self._end(result)
-        finally:
-            self.finished.set()
-
-    def _take(self, block: np.ndarray) -> None:
-        """One block's path: the wake detector (hotword mode), then the VAD if it is listening."""
-        if self.hotword is None:
-            if self.muted():
-                block = np.zeros_like(block)  # half-duplex: our own voice is not speech
-            self._segment(block)
-            return
-        vad = self.hotword.hear(block)  # None: the VAD does not hear this block
-        if vad is None:
-            return
-        if vad.restart:
-            self._restart(vad.prime, vad.start)
-        self._segment(vad.audio)
-
-    def _restart(self, prime: np.ndarray, start: float) -> None:
-        """A new hotword command: a fresh Segmenter whose noise floor is the room's (primed with
-        background, its reports ignored), its clock mapped to stream time."""
-        self.seg.reset()
-        self.seg.feed(prime)
-        self.t0 = start - self.seg.t
-
-    def _segment(self, audio: np.ndarray) -> None:
-        interval, tail_s = self.interval, TAIL_MS / 1000
-        for result in self.seg.feed(audio):
-            if isinstance(result, SpeechStart):
-                self.utterance += 1
-                self._next_partial = result.t + interval
-                self._speculated = False
-                self.emit(ev.SpeechStarted(t=self._t(result.t)))
-                if self.hotword is not None:
-                    self.hotword.speech_started()
-            elif isinstance(result, SpeechEnd):
-                if self._end(result) and self.hotword is not None:
-                    return  # one command per wake: the VAD stops here
-                if result.cut:  # a monologue goes on as a new utterance
-                    self.utterance += 1
-                    self._next_partial = self.seg.t + interval
-                    self._speculated = False
-        if not self.seg.in_speech:
-            return
-        silence = self.seg.silence_s
-        if silence >= tail_s and not self._speculated:
-            # the utterance may end here: decode it now, used only if it does end here
-            self.decoder.speculate(self.utterance, self.seg.current_audio())
-            self._speculated = True
-        elif silence < tail_s:
-            if self._speculated:
-                self.decoder.unspeculate()
-            self._speculated = False
-            if self.partials and self.seg.t >= self._next_partial:
-                if self.decoder.partial(self.utterance, self.seg.current_audio(), self._t(self.seg.t)):
-                    self._next_partial = self.seg.t + interval
-
-    def _t(self, seg_t: float) -> float:
-        return round(self.t0 + seg_t, 3)
-
-    def _end(self, end: SpeechEnd) -> bool:
-        """speech_end, and the final unless it was only the wake word's last syllable; True if a
-        command was handed over."""
-        wall = time.time()
-        self.emit(ev.SpeechEnded(t=self._t(end.t), wall=wall))
-        if self.hotword is not None and not self.hotword.speech_ended(self._t(end.t)):
-            return False
-        self.decoder.final(self.utterance, end, wall, t=self._t(end.detected_at))
-        return True
-
-
-# --- running it ------------------------------------------------------------------------------
 
 class Pipeline:
-    """Starts and stops the threads; the caller's thread delivers events to the sinks."""
+    """The threads of one run, connected. Always listening from its first four arguments (what a
+    benchmark builds: `engine` may be anything with Engine's transcribe_command and warm_up);
+    the keyword parts make it the assistant:
 
-    def __init__(self, source, engine, config, sinks: List[Callable[[ev.Event], None]],
-                 prompt: Optional[str] = None, muted: Callable[[], bool] = lambda: False,
-                 responder=None, constrained: bool = False):
+      dispatcher, speaker   assistant mode: finals go on to intents and spoken replies
+      detector, chime       hotword mode with a wake word (the chime acknowledges it)
+      push_to_talk          hotword mode (also) opened by Enter on stdin
+      prompt, constrained   whisper's vocabulary prompt; finals held to the intents' grammar
+      speculate             False: no speculative final in the hangover
+      decoder_trace         the decoder's trace hook (decoder.py)
+      closing               what close() releases (the parts build() made)
+
+    run() delivers the events to the sinks on the caller's thread until the source ends
+    (or KeyboardInterrupt); close() afterwards.
+    """
+
+    def __init__(self, source: Source, engine, config: Config, sinks: Sequence[Sink], *,
+                 speculate: bool = True, decoder_trace: Optional[Trace] = None,
+                 prompt: Optional[str] = None, constrained: bool = False,
+                 dispatcher: Optional["Dispatcher"] = None, speaker: Optional["Speaker"] = None,
+                 detector: Optional["WakeDetector"] = None, chime: Optional["Chime"] = None,
+                 push_to_talk: bool = False, closing: Sequence[Callable[[], None]] = ()):
+        if (dispatcher is None) != (speaker is None):
+            raise ValueError("assistant mode takes a dispatcher and a speaker, transcription neither")
         self.source = source
-        self.sinks = sinks
-        self.responder = responder  # assistant mode: finals go on to intents and replies
-        self.hotword = None  # hotword mode: see use_hotword()
-        self.push_to_talk = None  # a wake.push_to_talk.PushToTalk thread
-        self.closing: List[Callable[[], None]] = []  # what close() releases (speaker, chime, ...)
+        self.sinks = list(sinks)
+        self.closing = list(closing)
         self.events: "queue.Queue[ev.Event]" = queue.Queue(maxsize=EVENTS_QUEUE)
-        self.decoder = Decoder(engine, self.emit, prompt=prompt, constrained=constrained,
-                               min_logprob=config.asr.min_logprob, denoise=config.asr.denoise)
-        self.listener = Listener(source, Segmenter(config.vad), self.decoder, self.emit,
-                                 config.partials.interval_s, config.partials.enabled, muted)
+        segmenter = Segmenter(config.vad)
 
-    def use_hotword(self, hotword) -> None:
-        """Hotword mode: the listener hears the microphone through `hotword` (a hotword.Hotword),
-        and a command's final ends its turn."""
-        from ..wake.turn import strip_wake_word
+        # The gate: hotword mode with a wake word or push-to-talk, else always open.
+        self.turn: Optional["TurnTaking"] = None
+        self.gate: Gate
+        clean: Callable[[str], str] = _verbatim
+        if detector is not None or push_to_talk:
+            from ..wake.turn import TurnTaking, strip_wake_word
 
-        self.hotword = self.listener.hotword = hotword
-        self.decoder.clean = lambda text: strip_wake_word(text, hotword.word)
-        if self.responder is not None:
-            self.responder.on_handled = hotword.handled
+            self.turn = TurnTaking(config.wake, detector, self.emit, speaker, chime, segmenter.frame_len)
+            # The gate's second opinion is a decoder job; the decoder is made below.
+            self.gate = HotwordGate(self.turn, speaker, check=lambda audio, answer: self.decoder.check(audio, answer))
+            clean = functools.partial(strip_wake_word, word=self.turn.word)
+        else:
+            self.gate = AlwaysOpenGate(speaker)
+
+        # Control hand-offs: a final goes to the responder, which tells the gate when it is done;
+        # without one the final itself ends the command.
+        self.responder: Optional["Responder"] = None
+        on_final: Callable[[ev.Final], None]
+        if dispatcher is not None and speaker is not None:
+            from .responder import Responder
+
+            self.responder = Responder(dispatcher, speaker, self.emit, on_handled=self.gate.handled)
+            on_final = self.responder.submit
+        else:
+            on_final = self._handled
+
+        self.decoder = Decoder(engine, self.emit, on_final=on_final, on_final_failed=self.gate.handled,
+                               prompt=prompt, clean=clean, constrained=constrained,
+                               min_logprob=config.asr.min_logprob, denoise=config.asr.denoise, trace=decoder_trace)
+        self.listener = Listener(source, segmenter, self.decoder, self.gate, self.emit,
+                                 partial_interval=config.partials.interval_s, partials=config.partials.enabled,
+                                 speculate=speculate)
+        self.push_to_talk: Optional["PushToTalk"] = None
+        if push_to_talk and self.turn is not None:
+            from ..wake.push_to_talk import PushToTalk
+
+            self.push_to_talk = PushToTalk(self.turn.press)
+
+    def _handled(self, final: ev.Final) -> None:
+        """Transcription: the final itself ends the command (hotword mode: back to waiting)."""
+        self.gate.handled()
 
     def emit(self, event: ev.Event) -> None:
+        """Any thread: a display event for the sinks."""
         try:
-            self.events.put(event, timeout=1.0)
+            self.events.put(event, timeout=EMIT_TIMEOUT_S)
         except queue.Full:  # a stuck sink must not stall the audio path
             log.warning("event queue full; dropped a %s event", event.type)
 
@@ -213,13 +150,6 @@ class Pipeline:
                     continue
                 for sink in self.sinks:
                     sink(event)
-                if isinstance(event, ev.Final):
-                    if self.responder is not None:
-                        self.responder.submit(event)  # it tells the hotword when it is done
-                    elif self.hotword is not None:
-                        self.hotword.handled()
-                elif isinstance(event, ev.Error) and self.hotword is not None:
-                    self.hotword.handled()  # a final that failed: the command is over
         finally:
             self.stop()
 
@@ -249,19 +179,21 @@ class Pipeline:
             close()
 
 
-def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], mode: str = "assistant",
-          push_to_talk: bool = False) -> Pipeline:
+def _verbatim(text: str) -> str:
+    return text
+
+
+def build(config: Config, source: Source, load_engine: Callable[[Config], Any], sinks: Sequence[Sink],
+          mode: str = "assistant", push_to_talk: bool = False) -> Pipeline:
     """The pipeline `python -m assistant` runs. Hotword mode when config.wake.word is not "none" or
     push_to_talk is set. Parts that can fail on a bad setting are made before the model loads."""
-    from ..wake.chime import Chime
-    from ..wake.push_to_talk import PushToTalk
-    from ..wake.turn import Hotword, check_config
+    from ..wake.turn import check_config
 
     check_config(config)
     hotword = config.wake.word != "none" or push_to_talk
     speaker = dispatcher = detector = chime = None
     closing: List[Callable[[], None]] = []
-    prompt, muted = None, (lambda: False)
+    prompt = None
     try:
         if mode == "assistant":
             from ..intents.dispatcher import Dispatcher
@@ -272,7 +204,6 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
             speaker = Speaker(config.speaker)
             closing.append(speaker.close)
             prompt = dispatcher.vocabulary_prompt() or None
-            muted = speaker.muted  # half-duplex: the assistant never answers its own voice
         if config.wake.word != "none":
             from ..wake.detector import WakeDetector
 
@@ -280,7 +211,8 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
                                     config.wake.refractory_s)
             closing.append(detector.close)
         if hotword and config.wake.ack_sound is not None:
-            from .speaker import SpeakerError
+            from ..errors import SpeakerError
+            from ..wake.chime import Chime
 
             try:
                 chime = Chime(config.wake.ack_sound, config.speaker.device)
@@ -293,23 +225,14 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
             from ..asr.grammar import use_intents
 
             use_intents(engine, dispatcher, config.asr)
+        return Pipeline(source, engine, config, sinks, prompt=prompt,
+                        constrained=dispatcher is not None and engine.grammar_ready,
+                        dispatcher=dispatcher, speaker=speaker, detector=detector, chime=chime,
+                        push_to_talk=push_to_talk, closing=closing)
     except BaseException:
         for close in reversed(closing):
             close()
         raise
-    pipeline = Pipeline(source, engine, config, sinks, prompt=prompt, muted=muted,
-                        constrained=dispatcher is not None and engine.grammar_ready)
-    pipeline.closing = closing
-    if dispatcher is not None:
-        from .responder import Responder
-
-        pipeline.responder = Responder(dispatcher, speaker, pipeline.emit)
-    if hotword:
-        pipeline.use_hotword(Hotword(config.wake, detector, pipeline.emit, speaker, chime,
-                                     pipeline.listener.seg.frame_len, transcribe=pipeline.decoder.check))
-        if push_to_talk:
-            pipeline.push_to_talk = PushToTalk(pipeline.hotword.press)
-    return pipeline
 
 
 def _interrupt(signum, frame):
@@ -325,14 +248,15 @@ def listen(config, load_engine, *, input: Optional[str] = None, fast: bool = Fal
 
     from ..audio.sources import FileSource, Microphone
 
+    source: Source
     if input:
         source = FileSource(input, fast=fast)  # a bad file fails here, before the model loads
     else:
         source = Microphone(config.audio)
     triggers = [f'say "{config.wake.word.replace("_", " ")}"'] if config.wake.word != "none" else []
     triggers += ["press Enter"] if push_to_talk else []
-    sinks = [JsonLines() if events == "jsonl" else ConsoleLine(waiting=" or ".join(triggers))]
-    pipeline = build(config, source, load_engine, sinks, mode, push_to_talk)
+    sink: Sink = JsonLines() if events == "jsonl" else ConsoleLine(waiting=" or ".join(triggers))
+    pipeline = build(config, source, load_engine, [sink], mode, push_to_talk)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM as Ctrl-C: stop every thread, exit 0
     try:
         return pipeline.run()

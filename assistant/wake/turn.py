@@ -12,8 +12,9 @@
   speech in noise (benchmarks/results/wake.json, pipeline). The last RING_S seconds are kept, so
   a command said in the same breath starts where the wake word ended (Wake.end), not where it
   was detected. For the words in wake.verify a detection is a candidate: whisper transcribes
-  the 1.5 s before it (the decoder thread, while the listener waits) and only a text with the
-  word wakes (assistant/wake.py, SPELLINGS); not over a reply, where the echo drowns the word.
+  the 1.5 s before it (a decoder job; the gate holds the stream meanwhile) and only a text with
+  the word wakes (assistant/wake/detector.py, SPELLINGS); not over a reply, where the echo
+  drowns the word.
 - listening: the Segmenter starts afresh on the audio from Wake.end (Enter: from the press),
   primed with the quietest stretch heard before it, so its background level is the room's and
   not the command's first syllable. An utterance that ends within RESIDUE_S of the detection is
@@ -29,49 +30,58 @@
   (not tried here).
 - follow_up: after the reply, follow_up_s in which a command needs no wake word.
 
-Everything here runs in the listener thread except handled() (responder or main thread) and
-press() (the push-to-talk thread), which only set flags that hear() reads on the next block.
+Everything here runs in the listener thread (driven by assistant/pipeline/gates.py HotwordGate,
+which also asks whisper for the second opinion and keeps the VAD from hearing the assistant's own
+voice) except handled() (decoder or responder thread) and press() (the push-to-talk thread), which
+only set flags that step() reads on the next block.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 import numpy as np
 
-from ..pipeline import events as ev
+from ..audio import SAMPLE_RATE
 from ..config import Config, WakeConfig, check
-from .detector import VERIFY_WINDOW_S, WAKE_PHRASE_WORDS, WAKE_WORDS, heard_wake_word
+from ..pipeline import events as ev
+from .detector import WAKE_PHRASE_WORDS, WAKE_WORDS, Wake, WakeDetector
 
 if TYPE_CHECKING:
     from .chime import Chime
 
-log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16000
 WAITING, LISTENING, TRANSCRIBING, SPEAKING, FOLLOW_UP = "waiting", "listening", "transcribing", "speaking", "follow_up"
 STATES = (WAITING, LISTENING, TRANSCRIBING, SPEAKING, FOLLOW_UP)
 
 RING_S = 4.0  # audio kept while waiting: the longest wake word + detection lag + room to find background
 PRIME_FRAMES = 5  # VAD frames of background that prime a fresh Segmenter (150 ms at 30 ms frames)
-# After a barge-in the speaker is cut at once, but what it played last is still on its way back
-# to the microphone (device and room latency): the VAD hears the microphone again this much later,
-# instead of after the speaker's whole mute tail, so a command said right after the wake word is kept.
-BARGE_IN_ECHO_S = 0.1
 # An utterance whose speech ends less than this after the detection is the wake word's own tail
 # (a breath, the last syllable: the detector can fire before the word has quite ended), not a
 # command. Measured through the pipeline: the one such tail among the 10 real "alexa" speakers
 # ended 0.13 s after the detection; "okay nabu stop" in one breath (espeak-ng, 4 voices) ends
 # 0.18-0.24 s after it. A thin margin: a quicker one-word command would be taken for a tail.
 RESIDUE_S = 0.15
-CHECK_TIMEOUT_S = 5.0  # the longest the listener waits for whisper's second opinion
+
+
+class Replies(Protocol):
+    """What hotword mode asks of the speaker (assistant/pipeline/speaker.py Speaker)."""
+
+    @property
+    def speaking(self) -> bool:
+        """A reply's audio is playing."""
+
+    def is_busy(self) -> bool:
+        """Speaking, or replies are waiting."""
+
+    def muted(self) -> bool:
+        """Half-duplex: speaking, or within its mute tail after."""
+
+    def stop(self) -> None:
+        """Silence now; queued replies dropped."""
 
 
 def check_config(config: Config) -> None:
@@ -106,17 +116,7 @@ def strip_wake_word(text: str, word: Optional[str]) -> str:
     return "" if pos else text
 
 
-# --- the state machine ------------------------------------------------------------------------
-
-
-@dataclass
-class ForVad:
-    """What the listener gives the Segmenter for one microphone block."""
-
-    audio: np.ndarray
-    restart: bool = False  # a new command: reset the Segmenter first ...
-    prime: Optional[np.ndarray] = None  # ... feed it this background (its reports ignored) ...
-    start: float = 0.0  # ... and audio[0] is this many stream seconds in
+# --- the stream kept while waiting ------------------------------------------------------------
 
 
 class Ring:
@@ -154,35 +154,48 @@ class Ring:
         return f[i:i + frames].reshape(-1).astype(np.int16)
 
 
-class Hotword:
-    """The states of one command (see the module docstring), driven block by block by the listener.
+# --- the state machine ------------------------------------------------------------------------
 
-    detector: an assistant.wake.detector.WakeDetector, or None for push-to-talk only. speaker: the
-    Speaker (is_busy, speaking, muted, stop), or None in transcribe mode. chime: plays the
-    acknowledgement, or None. emit: where Wake and State events go. transcribe(audio, done):
-    has whisper transcribe audio and calls done(text) from its own thread (Decoder.check); for
-    the words in config.verify a detection wakes only once whisper has heard the word in it.
+
+@dataclass(frozen=True, eq=False)
+class Opening:
+    """The microphone opens for a command: a fresh Segmenter, primed with `prime` (background),
+    hears the stream from sample `start` on."""
+
+    start: int  # stream sample index where the command's audio begins
+    prime: np.ndarray  # the quietest stretch kept before it (int16)
+    woken: bool  # by the wake word or Enter; False: the follow-up window after a reply
+    barge_in: bool = False  # woken while a reply played, which was cut
+
+
+class TurnTaking:
+    """The states of one command (see the module docstring), stepped block by block.
+
+    detector: a WakeDetector, or None for push-to-talk only. speaker: the Speaker (is_busy,
+    muted, stop), or None in transcribe mode. chime: plays the acknowledgement, or None. emit:
+    where Wake and State events go. frame_len: the VAD's frame (samples), the unit of the
+    background that primes a fresh Segmenter.
+
+    Per block, from the listener thread: detect(block), then step(wake) with the detection once
+    it counts (at once, or after whisper's second opinion: needs_second_opinion()).
     """
 
-    def __init__(self, config: WakeConfig, detector, emit: Callable[[ev.Event], None], speaker=None,
-                 chime: Optional["Chime"] = None, frame_len: int = 480,
-                 transcribe: Optional[Callable[[np.ndarray, Callable[[str], None]], None]] = None):
+    def __init__(self, config: WakeConfig, detector: Optional[WakeDetector], emit: Callable[[ev.Event], None],
+                 speaker: Optional[Replies] = None, chime: Optional["Chime"] = None, frame_len: int = 480):
         self.config = config
         self.detector = detector
         self.emit = emit
         self.speaker = speaker
         self.chime = chime
         self.frame_len = frame_len
-        self.word = detector.word if detector is not None else None
+        self.word: Optional[str] = detector.word if detector is not None else None
         self.ring = Ring(RING_S)
         self.state = ""
         self._deadline = float("inf")  # listening / follow_up: stream seconds
         self._in_speech = False
-        self._tail_ignored_from = float("inf")  # after a barge-in (time.monotonic())
         self._wake_t = float("-inf")  # stream seconds of the last detection
         self._handled = threading.Event()
         self._pressed = threading.Event()
-        self.transcribe = transcribe
 
     @property
     def t(self) -> float:
@@ -204,27 +217,27 @@ class Hotword:
 
     # -- from the listener thread ----------------------------------------------------------------
 
-    def hear(self, block: np.ndarray) -> Optional[ForVad]:
-        """One microphone block: run the detector, move between states, and say what the VAD gets
-        (None: the VAD is off)."""
+    def detect(self, block: np.ndarray) -> Optional[Wake]:
+        """One microphone block: kept, and heard by the wake detector."""
         self.ring.push(block)
-        wake = self.detector.process(block) if self.detector is not None else None
-        if (wake is not None and self.transcribe is not None and wake.word in self.config.verify
-                and self.state != TRANSCRIBING and not (self.speaker is not None and self.speaker.is_busy())):
-            # Not over a reply (barge-in): whisper hears the reply's echo as much as the word, and
-            # the reply must stop at once (measured: 1 confirmation of 5 lost, and a later stop).
-            wake = self._confirmed(wake)
+        return self.detector.process(block) if self.detector is not None else None
+
+    def needs_second_opinion(self, wake: Wake) -> bool:
+        """Whether this detection wakes only once whisper has heard the word in its audio. Not
+        over a reply (barge-in): whisper hears the reply's echo as much as the word, and the reply
+        must stop at once (measured: 1 confirmation of 5 lost, and a later stop)."""
+        sp = self.speaker
+        return wake.word in self.config.verify and self.state != TRANSCRIBING and not (sp is not None and sp.is_busy())
+
+    def step(self, wake: Optional[Wake]) -> Optional[Opening]:
+        """Move between states after the last detect(); wake: its detection, if it counts. An
+        Opening when the VAD starts afresh; otherwise vad_on says whether it hears the block."""
         pressed = self._pressed.is_set()
         if pressed:
             self._pressed.clear()
         if (wake or pressed) and self.state != TRANSCRIBING:  # a command being transcribed runs its course
             return self._open(wake)
-        opening = self._advance()
-        if opening is not None:
-            return opening
-        if self.state in (LISTENING, FOLLOW_UP):
-            return ForVad(self._unless_muted(block))
-        return None
+        return self._advance()
 
     def speech_started(self) -> None:
         self._in_speech = True
@@ -253,30 +266,11 @@ class Hotword:
 
     # -- inside ----------------------------------------------------------------------------------
 
-    def _confirmed(self, wake):
-        """The wake if whisper hears the word in its audio, else None (logged). The listener waits
-        for whisper (0.4-0.55 s in the pipeline; the capture queue holds 15 s), so a file run with
-        --fast gives what a real-time one does, and the command still starts at wake.end."""
-        verdict: "queue.SimpleQueue[str]" = queue.SimpleQueue()
-        self.transcribe(self.ring.since(round((wake.t - VERIFY_WINDOW_S) * SAMPLE_RATE)), verdict.put)
-        try:
-            text = verdict.get(timeout=CHECK_TIMEOUT_S)
-        except queue.Empty:
-            log.warning("%s: whisper did not check the wake word within %.0f s; ignored", wake.word, CHECK_TIMEOUT_S)
-            return None
-        if heard_wake_word(wake.word, text):
-            return wake
-        log.info("%s at %.2f s (score %.2f) not confirmed: whisper heard %r", wake.word, wake.t, wake.score, text)
-        return None
-
-    def _open(self, wake) -> ForVad:
+    def _open(self, wake: Optional[Wake]) -> Opening:
         sp = self.speaker
         barge_in = sp is not None and sp.is_busy()
-        if barge_in:
-            sp.stop()  # silent within milliseconds; the mute tail is skipped, see BARGE_IN_ECHO_S
-            self._tail_ignored_from = time.monotonic() + BARGE_IN_ECHO_S
-        else:
-            self._tail_ignored_from = float("inf")
+        if barge_in and sp is not None:
+            sp.stop()  # silent within milliseconds; see gates.BARGE_IN_ECHO_S for the mute tail
         if wake is not None:
             self.emit(ev.Wake(t=round(wake.t, 3), word=wake.word, score=round(wake.score, 3)))
             start = round(wake.end * SAMPLE_RATE)
@@ -288,17 +282,16 @@ class Hotword:
             start = self.ring.n  # what the ring holds up to now is the reply as much as the person
         if self.chime is not None:
             self.chime.play()
-        return self._listen(LISTENING, self.config.listen_timeout_s, start)
+        return self._listen(LISTENING, self.config.listen_timeout_s, start, woken=True, barge_in=barge_in)
 
-    def _listen(self, state: str, seconds: float, start: int) -> ForVad:
+    def _listen(self, state: str, seconds: float, start: int, woken: bool, barge_in: bool = False) -> Opening:
         self._deadline = self.t + seconds
         self._in_speech = False
         self._set(state)
         prime = self.ring.quietest(start, self.frame_len, PRIME_FRAMES)
-        return ForVad(self._unless_muted(self.ring.since(start)), restart=True, prime=prime,
-                      start=start / SAMPLE_RATE)
+        return Opening(start, prime, woken, barge_in)
 
-    def _advance(self) -> Optional[ForVad]:
+    def _advance(self) -> Optional[Opening]:
         state, sp = self.state, self.speaker
         if state in (LISTENING, FOLLOW_UP) and not self._in_speech and self.t >= self._deadline:
             self._set(WAITING)  # nobody spoke: back to waiting, nothing transcribed
@@ -308,22 +301,15 @@ class Hotword:
                 self._set(SPEAKING)
             else:
                 return self._after_reply()
-        elif state == SPEAKING and not (sp.is_busy() or sp.muted()):
+        elif state == SPEAKING and sp is not None and not (sp.is_busy() or sp.muted()):
             return self._after_reply()
         return None
 
-    def _after_reply(self) -> Optional[ForVad]:
+    def _after_reply(self) -> Optional[Opening]:
         if self.config.follow_up_s > 0:
-            return self._listen(FOLLOW_UP, self.config.follow_up_s, self.ring.n)
+            return self._listen(FOLLOW_UP, self.config.follow_up_s, self.ring.n, woken=False)
         self._set(WAITING)
         return None
-
-    def _unless_muted(self, audio: np.ndarray) -> np.ndarray:
-        # half-duplex: the VAD never hears the assistant's own voice (the detector does, and must)
-        sp = self.speaker
-        if sp is not None and sp.muted() and (sp.speaking or time.monotonic() < self._tail_ignored_from):
-            return np.zeros_like(audio)
-        return audio
 
     def _set(self, state: str) -> None:
         if state != self.state:
