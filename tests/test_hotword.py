@@ -196,6 +196,116 @@ def test_enter_opens_the_microphone_but_not_while_a_command_is_transcribed():
     assert states(events)[-1] == WAITING
 
 
+def verifying(*wakes, word="alexa"):
+    """A gate whose detections need whisper's second opinion; the checks asked are kept, unanswered."""
+    events, asked = [], []
+    wake = config_mod.WakeConfig(word=word, listen_timeout_s=1.0, verify=[word])
+    detector = ScriptedDetector(*wakes)
+    detector.word = word
+    gate = HotwordGate(TurnTaking(wake, detector, events.append), check=lambda audio, answer: asked.append((audio, answer)))
+    gate.start()
+    return gate, events, asked
+
+
+def until_deferred(gate, seconds):
+    """Blocks of a tone, as the listener gives them, until the gate defers (a candidate wake)."""
+    t = np.arange(BLOCK) / SR
+    tone = (1000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    fed = []
+    while not gate.deferred and len(fed) < round(seconds * SR / BLOCK):
+        fed.append(gate.hear(tone))
+    return fed
+
+
+def test_a_candidate_wake_waits_for_whisper_without_blocking_and_opens_from_the_end_of_the_word():
+    """The second opinion is a decoder job: hear() defers its answer for the candidate's block and
+    returns at once; resume() gives that answer once whisper has spoken, as if it had come at once:
+    the VAD opens from Wake.end, over the candidate's block."""
+    gate, events, asked = verifying(2.0)
+    fed = until_deferred(gate, 3.0)
+    assert fed == [None] * len(fed) and gate.deferred and len(asked) == 1
+    audio, answer = asked[0]
+    assert len(audio) == pytest.approx(1.5 * SR, abs=BLOCK)  # the 1.5 s before the detection
+    start = time.monotonic()
+    assert gate.resume(0.05) is None and gate.deferred  # no verdict yet: nothing, and the listener can check stop()
+    assert time.monotonic() - start < 0.5
+    assert states(events) == [WAITING] and not any(isinstance(e, ev.Wake) for e in events)
+    answer("Alexa.")
+    opened = gate.resume(0.05)
+    assert not gate.deferred and opened is not None and opened.restart
+    wake = next(e for e in events if isinstance(e, ev.Wake))
+    assert opened.start == pytest.approx(wake.t - 0.2, abs=1e-3)
+    assert len(opened.audio) == pytest.approx(0.2 * SR, abs=BLOCK)
+    assert states(events) == [WAITING, LISTENING]
+    assert blocks(gate, 0.1)[0] is not None  # the next block goes on to the VAD
+
+
+def test_a_wake_whisper_does_not_hear_is_refused_and_a_late_answer_changes_nothing():
+    gate, events, asked = verifying(1.0, 3.0)
+    until_deferred(gate, 2.0)
+    asked[0][1]("The Neplu Ultra")
+    assert gate.resume(0.05) is None and not gate.deferred
+    assert states(events) == [WAITING] and not any(isinstance(e, ev.Wake) for e in events)
+    fed = until_deferred(gate, 3.0)  # up to the second candidate: the VAD still hears nothing
+    assert fed == [None] * len(fed) and gate.deferred and len(asked) == 2
+    asked[0][1]("Alexa.")  # the first check, answered again late: not this candidate's verdict
+    assert gate.resume(0.05) is None and gate.deferred
+    asked[1][1]("Hey, Alexa.")
+    assert gate.resume(0.05).restart and states(events) == [WAITING, LISTENING]
+
+
+class Blocks:
+    """A source of the Source protocol (assistant/pipeline/listener.py): `seconds` of a tone in
+    30 ms blocks, as fast as they are read; it counts the reads."""
+
+    def __init__(self, seconds):
+        t = np.arange(BLOCK) / SR
+        self.left = round(seconds * SR / BLOCK)
+        self.block = (1000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+        self.reads = 0
+
+    def start(self):
+        pass
+
+    def stop(self):
+        self.left = 0
+
+    def read(self, timeout=None):
+        if not self.left:
+            return None
+        self.left -= 1
+        self.reads += 1
+        return self.block
+
+    @property
+    def finished(self):
+        return not self.left
+
+
+def test_the_listener_reads_nothing_while_a_verdict_is_pending_and_stops_at_once():
+    from assistant.audio.vad import Segmenter
+    from assistant.pipeline.decoder import Decoder
+    from assistant.pipeline.listener import Listener
+
+    gate, events, asked = verifying(1.0)
+    source = Blocks(10.0)
+    listener = Listener(source, Segmenter(), Decoder(None, events.append), gate, events.append, partial_interval=0.5)
+    listener.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not asked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert asked, "no second opinion asked"
+        time.sleep(0.3)
+        assert source.reads == int(np.ceil(1.0 * SR / BLOCK))  # the candidate came in the last one read
+        start = time.monotonic()
+        listener.stop()
+        listener.join(1.0)
+        assert not listener.is_alive() and time.monotonic() - start < 0.3
+    finally:
+        listener.stop()
+
+
 def test_ring_keeps_the_last_seconds_by_stream_index():
     ring = Ring(0.1)  # 1600 samples
     for k in range(10):
@@ -562,6 +672,41 @@ def test_config_reaches_the_detector_and_the_console_shows_the_states(tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.startswith("[")]
     assert lines[0] == '[waiting: say "alexa"]' and lines[1].startswith("[heard alexa, 0.9"), lines
     assert lines[2:] == ["[listening ...]", '[waiting: say "alexa"]'], lines
+
+
+def test_a_stuck_display_does_not_hold_up_hotword_mode(tmp_path):
+    """Control never travels with the display events: with the only sink stuck from the first
+    event on, a command still ends its turn (transcribing -> waiting), in real time; every event
+    reaches the sink once it moves again."""
+    from assistant.audio.sources import FileSource
+    from assistant.pipeline.app import Pipeline
+
+    wav = scene(tmp_path / "cmd.wav", 1.0, load(WAKEWORD.parent / "speech" / "goforward.wav"), 5.0)
+    cfg = config_mod.from_dict({"wake": {"ack_sound": None, "listen_timeout_s": 3.0}})
+    whisper = engine()
+    whisper.warm_up()  # as build() does: the command's final comes within the 5 s after it
+    release, shown = threading.Event(), []
+
+    def stuck(event):
+        release.wait(60)
+        shown.append(event)
+
+    pipeline = Pipeline(FileSource(wav), whisper, cfg, [stuck], detector=ScriptedDetector(1.0))
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not pipeline.listener.finished.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pipeline.listener.finished.is_set() and not shown
+        assert pipeline.turn.state == WAITING  # the command was handled without the display
+    finally:
+        release.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert states(shown) == [WAITING, LISTENING, TRANSCRIBING, WAITING]
+    (final,) = [e for e in shown if isinstance(e, ev.Final)]
+    assert "forward" in final.text.lower()
 
 
 def test_ack_sound_can_be_a_wav_file(pulse_audio, tmp_path):

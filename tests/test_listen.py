@@ -271,3 +271,56 @@ def test_speech_resuming_drops_a_speculation_and_a_matching_final_reuses_it():
     finally:
         d.stop()
         d.join(5)
+
+
+def test_stop_ends_the_job_in_hand_and_skips_the_rest_but_a_check_is_always_answered():
+    """An aborted job ends that job; only stop() ends the thread, and a check queued behind is
+    answered (with nothing) rather than left waiting."""
+    from asr import engine
+    from assistant.pipeline.decoder import Decoder
+
+    trace, answers = [], []
+    d = Decoder(engine(), lambda e: None, trace=lambda phase, job: trace.append((phase, job.kind)))
+    d.start()
+    try:
+        speech = long_speech()
+        d.speculate(1, speech)  # seconds of work
+        d.check(speech[: 2 * SAMPLE_RATE], answers.append)
+        time.sleep(0.1)
+        start = time.monotonic()
+        d.stop()
+        d.join(5)
+        assert not d.is_alive()
+        print(f"stop() to the end of the thread: {time.monotonic() - start:.2f} s")
+    finally:
+        d.stop()
+    assert trace == [("start", "speculative"), ("aborted", "speculative"), ("start", "check"), ("skipped", "check")]
+    assert answers == [""]
+
+
+def test_the_pipeline_built_from_parts_traces_its_jobs_with_and_without_speculation(tmp_path):
+    """Pipeline(source, engine, config, sinks, speculate=..., decoder_trace=...): the always-listening
+    pipeline a benchmark builds, with no module global or private attribute touched. Every job the
+    trace sees starts once and ends once; without speculation no speculative job is made, and the
+    finals are the same."""
+    from asr import engine
+    from assistant import config as config_mod
+    from assistant.audio.sources import FileSource
+    from assistant.pipeline import events as ev
+    from assistant.pipeline.app import Pipeline
+
+    wav = noisy_utterances(tmp_path / "three.wav")
+    finals = {}
+    for speculate in (True, False):
+        trace, events = [], []
+        pipeline = Pipeline(FileSource(str(wav), fast=True), engine(), config_mod.Config(), [events.append],
+                            speculate=speculate, decoder_trace=lambda phase, job: trace.append((phase, job)))
+        assert pipeline.run() == 0
+        starts = [job for phase, job in trace if phase == "start"]
+        ends = [job for phase, job in trace if phase != "start"]
+        assert starts == ends and all(phase in ("start", "done", "aborted", "skipped") for phase, _ in trace)
+        kinds = [job.kind for job in starts]
+        assert ("speculative" in kinds) == speculate, kinds
+        assert kinds.count("final") == len(CLIPS) and all(job.utterance > 0 for job in starts)
+        finals[speculate] = [e.text for e in events if isinstance(e, ev.Final)]
+    assert finals[True] == finals[False] and len(finals[True]) == len(CLIPS), finals
