@@ -1,7 +1,9 @@
 """Final text -> intent -> action -> spoken reply.
 
 A thread of its own, because handlers may take seconds (a command, a slow lookup) and the
-decoder must keep listening meanwhile. Finals reach it through a bounded queue.
+decoder must keep listening meanwhile. The decoder hands it each final through submit() (a
+bounded queue); once a final is dealt with (intent run, reply queued) on_handled tells the gate
+(hotword mode). Both connections are made in app.py.
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from . import events as ev
 from ..intents.dispatcher import Dispatcher
 from ..intents.timers import done_text
 from ..asr.engine import heard_nothing
 
+if TYPE_CHECKING:
+    from .speaker import Speaker
+
 log = logging.getLogger(__name__)
 
 
 class Responder(threading.Thread):
-    def __init__(self, dispatcher: Dispatcher, speaker, emit: Callable[[ev.Event], None],
+    def __init__(self, dispatcher: Dispatcher, speaker: "Speaker", emit: Callable[[ev.Event], None],
                  on_handled: Optional[Callable[[], None]] = None):
         super().__init__(name="responder", daemon=True)
         self.dispatcher = dispatcher

@@ -7,7 +7,7 @@ import os
 import selectors
 import sys
 import threading
-from typing import Callable, Optional, TextIO
+from typing import IO, Any, Callable, Optional
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ class PushToTalk(threading.Thread):
     """Calls press() for every Enter on `stream` (stdin). select() with a timeout instead of a
     blocking readline(), so stop() ends the thread within POLL_S although no key is pressed."""
 
-    def __init__(self, press: Callable[[], None], stream: Optional[TextIO] = None):
+    def __init__(self, press: Callable[[], None], stream: Optional[IO[Any]] = None):
         super().__init__(name="push-to-talk", daemon=True)
         self.press = press
         self.stream = stream if stream is not None else sys.stdin
