@@ -144,9 +144,10 @@ class HotwordGate:
     for the candidate's block is deferred and the listener reads nothing further: the blocks wait
     in the source's queue (a microphone's holds audio.queue_frames, 15 s; a file run with --fast
     waits to be read), and are taken in order once the verdict is in. So the command said in the
-    same breath starts at Wake.end, the state machine sees the stream exactly as it would have
-    without the check, and a file run with --fast gives what a real-time run gives, whatever
-    whisper's speed. The listener's loop still turns (listener.READ_TIMEOUT_S), so stop() is heard at once.
+    same breath starts at Wake.end, the state machine steps through the same blocks in the same
+    order whatever whisper's speed, and a file run with --fast gives what a real-time run gives.
+    The listener's loop still turns every listener.READ_TIMEOUT_S, so stop() is heard at once.
+    Holding the blocks in the gate instead would copy what the source's queue already does.
     """
 
     def __init__(self, turn: TurnTaking, speaker: Optional[Replies] = None, check: Optional[Check] = None):
@@ -172,6 +173,7 @@ class HotwordGate:
         self.turn.handled()
 
     def hear(self, block: np.ndarray) -> Optional[ForVad]:
+        assert self._candidate is None, "hear() while deferred: resume() first"
         wake = self.turn.detect(block)
         if wake is not None and self.check is not None and self.turn.needs_second_opinion(wake):
             self._ask(wake, block)
