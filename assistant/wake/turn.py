@@ -12,9 +12,9 @@
   speech in noise (benchmarks/results/wake.json, pipeline). The last RING_S seconds are kept, so
   a command said in the same breath starts where the wake word ended (Wake.end), not where it
   was detected. For the words in wake.verify a detection is a candidate: whisper transcribes
-  the 1.5 s before it (a decoder job; the gate holds the stream meanwhile) and only a text with
-  the word wakes (assistant/wake/detector.py, SPELLINGS); not over a reply, where the echo
-  drowns the word.
+  the 1.5 s before it (a decoder job; meanwhile the listener reads no further and the stream
+  waits in the source's queue) and only a text with the word wakes (assistant/wake/detector.py,
+  SPELLINGS); not over a reply, where the echo drowns the word.
 - listening: the Segmenter starts afresh on the audio from Wake.end (Enter: from the press),
   primed with the quietest stretch heard before it, so its background level is the room's and
   not the command's first syllable. An utterance that ends within RESIDUE_S of the detection is
