@@ -196,4 +196,4 @@ def test_no_input_device_at_all_is_a_clear_error(tmp_path):
     if "HAS-DEVICES" in done.stdout:
         pytest.skip("this machine has a sound card")
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("assistant.audio.sources.CaptureError: no audio input device found"), done.stderr
+    assert last.startswith("assistant.errors.CaptureError: no audio input device found"), done.stderr
