@@ -48,11 +48,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_config(args) -> config_mod.Config:
+    from dataclasses import replace
+
     config = config_mod.load(args.config)
     if getattr(args, "model", None):
-        config.asr.model = args.model
+        config = replace(config, asr=replace(config.asr, model=args.model))
     if getattr(args, "threads", None):
-        config.asr.threads = args.threads
+        config = replace(config, asr=replace(config.asr, threads=args.threads))
     return config
 
 
@@ -192,10 +194,12 @@ def cmd_listen(argv: List[str]) -> int:
     _common(parser)
     args = parser.parse_args(argv)
     config = _load_config(args)
+    from dataclasses import replace
+
     if args.device is not None:
-        config.audio.device = int(args.device) if args.device.isdigit() else args.device
+        config = replace(config, audio=replace(config.audio, device=int(args.device) if args.device.isdigit() else args.device))
     if args.wake_word is not None:
-        config.wake.word = args.wake_word
+        config = replace(config, wake=replace(config.wake, word=args.wake_word))
     return listen(config, load_engine, input=args.input, fast=args.fast, mode=args.mode, events=args.events,
                   push_to_talk=args.push_to_talk)
 

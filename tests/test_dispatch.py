@@ -538,8 +538,7 @@ def test_relative_pack_paths_follow_the_config_file(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "weather.yaml").write_text(USER_YAML)
     (tmp_path / "mine" / "weather.py").write_text(USER_HANDLER)
-    cfg = from_dict({"intents": {"paths": ["mine"]}})
-    cfg.path = tmp_path / "config.yaml"
+    cfg = from_dict({"intents": {"paths": ["mine"]}}, path=tmp_path / "config.yaml")
     d = Dispatcher.from_config(cfg)
     assert d.handle("what is the weather").reply == "It is always sunny in here."
     assert d.match("what time is it") is None  # only the user's pack
@@ -765,8 +764,7 @@ def test_readme_worked_example(tmp_path):
     for path, body in files.items():
         if path.startswith("intents/"):
             (pack / Path(path).name).write_text(body)
-    cfg = from_dict(__import__("yaml").safe_load(files["config.yaml"]))
-    cfg.path = tmp_path / "config.yaml"
+    cfg = from_dict(__import__("yaml").safe_load(files["config.yaml"]), path=tmp_path / "config.yaml")
 
     code, text = cli(["test", "--json", "Roll two twenty-sided dice."], cfg)
     result = json.loads(text)

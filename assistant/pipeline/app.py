@@ -454,9 +454,8 @@ def build(config, source, load_engine, sinks: List[Callable[[ev.Event], None]], 
           push_to_talk: bool = False) -> Pipeline:
     """The pipeline `python -m assistant` runs. Hotword mode when config.wake.word is not "none" or
     push_to_talk is set. Parts that can fail on a bad setting are made before the model loads."""
-    from ..wake.turn import Chime, Hotword, PushToTalk, check_config
+    from ..wake.turn import Chime, Hotword, PushToTalk
 
-    check_config(config)
     hotword = config.wake.word != "none" or push_to_talk
     speaker = dispatcher = detector = chime = None
     closing: List[Callable[[], None]] = []

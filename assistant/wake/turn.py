@@ -50,8 +50,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..pipeline import events as ev
-from ..config import Config, WakeConfig, check
-from .detector import VERIFY_WINDOW_S, WAKE_PHRASE_WORDS, WAKE_WORDS, heard_wake_word
+from ..config import WakeConfig
+from .detector import VERIFY_WINDOW_S, WAKE_PHRASE_WORDS, heard_wake_word
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +73,6 @@ BARGE_IN_ECHO_S = 0.1
 RESIDUE_S = 0.15
 POLL_S = 0.1  # push-to-talk: how often the stdin reader checks for stop()
 CHECK_TIMEOUT_S = 5.0  # the longest the listener waits for whisper's second opinion
-
-
-def check_config(config: Config) -> None:
-    """ConfigErrors for wake values of the right type but out of range."""
-    w = config.wake
-    check(w.word == "none" or w.word in WAKE_WORDS, config, "wake.word",
-          f"must be none or one of {', '.join(WAKE_WORDS)}, not {w.word!r}")
-    for word, cutoff in w.sensitivity.items():
-        check(word in WAKE_WORDS, config, f"wake.sensitivity.{word}", f"is not a wake word ({', '.join(WAKE_WORDS)})")
-        check(isinstance(cutoff, (int, float)) and not isinstance(cutoff, bool) and 0 < cutoff < 1,
-              config, f"wake.sensitivity.{word}", f"must be a probability cutoff between 0 and 1, not {cutoff!r}")
-    check(w.refractory_s >= 0, config, "wake.refractory_s", "must be >= 0")
-    check(w.listen_timeout_s > 0, config, "wake.listen_timeout_s", "must be > 0")
-    check(w.follow_up_s >= 0, config, "wake.follow_up_s", "must be >= 0 (0 = no follow-up window)")
-    for word in w.verify:
-        check(word in WAKE_WORDS, config, "wake.verify", f"lists {word!r}, not a wake word ({', '.join(WAKE_WORDS)})")
-    sound = w.ack_sound
-    check(sound in (None, "beep") or Path(str(sound)).expanduser().is_file(), config, "wake.ack_sound",
-          f"must be beep, null or a WAV file; {sound!r} is not a file")
 
 
 def strip_wake_word(text: str, word: Optional[str]) -> str:
