@@ -149,7 +149,7 @@ class IntentsConfig(_Section):
 
     # Folders of the user's own packs, loaded after the built-in ones; relative to the config
     # file's folder.
-    paths: List[str] = field(default_factory=lambda: ["intents"])
+    paths: List[str] = field(default_factory=list)
     fuzzy_threshold: float = 0.8
     fuzzy_margin: float = 0.05  # refuse a fuzzy match when the runner-up intent is this close
     handler_timeout_s: float = 5.0

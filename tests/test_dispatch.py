@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:  # run as `pytest` from anywhere, without installi
 from assistant.intents import cli as intents_cli  # noqa: E402
 from assistant.config import Config, IntentsConfig, from_dict  # noqa: E402
 from assistant.intents.dispatcher import Context, Dispatcher, Reply, run_command  # noqa: E402
-from assistant.intents.packs import handler, load_pack, load_packs, pack_from_dict  # noqa: E402
+from assistant.intents.packs import BUILT_IN, handler, load_pack, load_packs, pack_from_dict  # noqa: E402
 from assistant.intents.normalize import normalize, normalize_tokens  # noqa: E402
 from assistant.intents.timers import Timers, done_text, format_duration  # noqa: E402
 
@@ -541,7 +541,8 @@ def test_relative_pack_paths_follow_the_config_file(tmp_path):
     cfg = from_dict({"intents": {"paths": ["mine"]}}, path=tmp_path / "config.yaml")
     d = Dispatcher.from_config(cfg)
     assert d.handle("what is the weather").reply == "It is always sunny in here."
-    assert d.match("what time is it") is None  # only the user's pack
+    assert d.match("what time is it").intent == TIME  # the built-ins always load, first
+    assert [p.path for p in d.packs] == [BUILT_IN, tmp_path / "mine"]
 
 
 def test_broken_files_are_reported_and_skipped(tmp_path, caplog):
