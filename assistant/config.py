@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,16 @@ def locate(path: Union[str, os.PathLike, None] = None) -> Path:
         return Path(path)
     user = user_config()
     return user if user.is_file() else DEFAULT_PATH
+
+
+def user_copy() -> str:
+    """The default config.yaml's text for `config init`: every key and comment, with
+    intents.paths listing the intents folder next to the copy."""
+    text, n = re.subn(r"^(  paths:) \[\]$", r"\1 [intents]", DEFAULT_PATH.read_text(encoding="utf-8"),
+                      flags=re.M)
+    if n != 1:
+        raise ConfigError(f"{DEFAULT_PATH}: expected one 'paths: []' line under intents:, found {n}")
+    return text
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `pytest` from anywhere, without installing
     sys.path.insert(0, str(ROOT))
 
-from assistant.intents import cli as intents_cli  # noqa: E402
+from assistant.cli import intents_main  # noqa: E402
 from assistant.config import Config, IntentsConfig, from_dict  # noqa: E402
 from assistant.intents.dispatcher import Context, Dispatcher, Reply, run_command  # noqa: E402
 from assistant.intents.packs import BUILT_IN, handler, load_pack, load_packs, pack_from_dict  # noqa: E402
@@ -729,7 +729,7 @@ def test_format_duration():
 
 def cli(args, cfg):
     out = io.StringIO()
-    code = intents_cli.main(args, cfg, out=out)
+    code = intents_main(args, cfg, out=out)
     return code, out.getvalue()
 
 
