@@ -36,6 +36,7 @@ WAKE_WORDS = ("okay_nabu", "hey_jarvis", "alexa", "hey_mycroft")
 SPEAKER_ENGINES = ("pyttsx3", "piper", "none")
 MAX_AUDIO_CTX = 1500  # whisper's encoder window: 30 s of 20 ms frames
 MAX_DECODE_S = 30.0  # whisper hears at most 30 s at once
+MISSING_DEFAULT = "the default configuration is missing from the installed package (reinstall it)"
 
 
 class _Section:
@@ -268,6 +269,8 @@ def locate(path: Union[str, os.PathLike, None] = None) -> Path:
 def user_copy() -> str:
     """The default config.yaml's text for `config init`: every key and comment, with
     intents.paths listing the intents folder next to the copy."""
+    if not DEFAULT_PATH.is_file():
+        raise ConfigError(f"{DEFAULT_PATH}: {MISSING_DEFAULT}")
     text, n = re.subn(r"^(  paths:) \[\]$", r"\1 [intents]", DEFAULT_PATH.read_text(encoding="utf-8"),
                       flags=re.M)
     if n != 1:
@@ -284,7 +287,7 @@ def load(path: Union[str, os.PathLike, None] = None) -> Config:
     file = locate(path)
     if not file.is_file():
         if path is None:  # the packaged default is gone: a broken install, not the user's doing
-            raise ConfigError(f"{file}: the default configuration is missing from the installed package")
+            raise ConfigError(f"{file}: {MISSING_DEFAULT}")
         raise ConfigError(f"{file}: config file not found")
     try:
         values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
