@@ -32,7 +32,7 @@ from .errors import ConfigError
 DEFAULT_PATH = data.default_config()
 # pymicro-wakeword's models (wake/detector.py; tests/test_config.py checks they match). Written
 # out so that reading a config does not load TFLite.
-WAKE_WORDS = ("okay_nabu", "hey_jarvis", "alexa", "hey_mycroft")
+WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
 SPEAKER_ENGINES = ("pyttsx3", "piper", "none")
 MAX_AUDIO_CTX = 1500  # whisper's encoder window: 30 s of 20 ms frames
 MAX_DECODE_S = 30.0  # whisper hears at most 30 s at once
