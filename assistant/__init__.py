@@ -10,16 +10,18 @@ They are looked up on first use (PEP 562), so that `python -m assistant` and
 
 from __future__ import annotations
 
-from typing import Any
-
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what __getattr__ below hands out, for type checkers
+    from .intents.packs import Context, Reply, handler
 
 try:
     __version__ = version("assistant")
 except PackageNotFoundError:  # run from a checkout that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Context", "Reply", "handler", "__version__"]
+__all__ = ["Context", "Reply", "__version__", "handler"]
 
 _FROM_PACKS = {"Context", "Reply", "handler"}
 

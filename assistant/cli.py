@@ -218,7 +218,8 @@ class _Progress:
     """A tqdm bar in seconds of audio on stderr, or nothing."""
 
     def __init__(self, off: bool, label: str):
-        self.off, self.label, self.bar = off, label, None
+        self.off, self.label = off, label
+        self.bar: Any = None  # a tqdm bar, made when the first progress arrives
 
     def __enter__(self) -> Optional[Callable[[float, float], None]]:
         if self.off:
@@ -398,9 +399,9 @@ def _config_show(explicit: Optional[str]) -> int:
     packs = [(BUILT_IN, "built-in, always loaded")]
     if config is not None:
         base = in_use.resolve().parent
-        for path in config.intents.paths:
-            folder = base / Path(path).expanduser()
-            packs.append((folder, "intents.paths" + ("" if folder.is_dir() else ", NOT THERE")))
+        for entry in config.intents.paths:
+            pack = base / Path(entry).expanduser()
+            packs.append((pack, "intents.paths" + ("" if pack.is_dir() else ", NOT THERE")))
     loaded = any(folder.resolve() == user_intents.resolve() for folder, _ in packs)
     rows.append(("user intents", user_intents, ("loaded" if loaded else "not in intents.paths") +
                  ("" if user_intents.is_dir() else ", not there")))

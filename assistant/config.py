@@ -272,7 +272,7 @@ def user_copy() -> str:
     if not DEFAULT_PATH.is_file():
         raise ConfigError(f"{DEFAULT_PATH}: {MISSING_DEFAULT}")
     text, n = re.subn(r"^(  paths:) \[\]$", r"\1 [intents]", DEFAULT_PATH.read_text(encoding="utf-8"),
-                      flags=re.M)
+                      flags=re.MULTILINE)
     if n != 1:
         raise ConfigError(f"{DEFAULT_PATH}: expected one 'paths: []' line under intents:, found {n}")
     return text

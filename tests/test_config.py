@@ -8,15 +8,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
-
 from asr import ROOT, SPEECH
+
 from assistant import cli
 from assistant import config as config_mod
-from assistant.config import (AsrConfig, AudioConfig, Config, IntentsConfig, PartialsConfig, SpeakerConfig,
-                              VadConfig, WakeConfig, from_dict, load)
+from assistant.config import (
+    AsrConfig,
+    AudioConfig,
+    Config,
+    IntentsConfig,
+    PartialsConfig,
+    SpeakerConfig,
+    VadConfig,
+    WakeConfig,
+    from_dict,
+    load,
+)
 from assistant.errors import ConfigError, IntentError
 from assistant.intents.dispatcher import Dispatcher
 from assistant.intents.packs import BUILT_IN
@@ -34,9 +45,9 @@ intents:
 """
 
 
-def cli_run(*args: str, cwd: Path = ROOT, env: dict = None) -> subprocess.CompletedProcess:
+def cli_run(*args: str, cwd: Path = ROOT, env: Optional[dict] = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True,
-                          timeout=300, cwd=str(cwd), env=env)
+                          timeout=300, cwd=str(cwd), env=env, check=False)
 
 
 def one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
@@ -92,7 +103,7 @@ def test_the_example_of_the_issue_is_reported_before_anything_loads(tmp_path):
     probe = ("import sys; from assistant.cli import main; code = main(sys.argv[1:]); "
              f"print(code, sorted(m for m in sys.modules if m.startswith({HEAVY!r})))")
     r = subprocess.run([sys.executable, "-c", probe, "--mode", "transcribe", "--input", CLIP, "--config", str(bad)],
-                       capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+                       capture_output=True, text=True, timeout=60, cwd=str(ROOT), check=False)
     assert r.stdout.strip() == "2 []", (r.stdout, r.stderr)
 
 
@@ -176,7 +187,7 @@ def test_a_bad_override_is_one_line():
 
 
 def test_listen_is_the_default_command():
-    parse = lambda *argv: cli.parser().parse_args(cli._with_command(list(argv)))  # noqa: E731
+    parse = lambda *argv: cli.parser().parse_args(cli._with_command(list(argv)))
     for args in (parse("--wake-word", "alexa"), parse("listen", "--wake-word", "alexa"), parse()):
         assert args.run is cli.cmd_listen and args.mode == "assistant" and args.events == "console"
     assert parse("--wake-word", "alexa").wake_word == "alexa"
@@ -315,7 +326,7 @@ def test_a_missing_folder_or_broken_pack_is_exit_2_everywhere(tmp_path, problem)
     probe = ("import sys; from assistant.cli import main; code = main(sys.argv[1:]); "
              "print(code, 'assistant.asr.engine' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", probe, "--input", CLIP, "--config", str(cfg)],
-                       capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+                       capture_output=True, text=True, timeout=120, cwd=str(ROOT), check=False)
     assert r.stdout.strip() == "2 False", (r.stdout, r.stderr)
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and needle in last, r.stderr

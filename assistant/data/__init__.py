@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import AssistantError
 
-__all__ = ["default_config", "builtin_intents"]
+__all__ = ["builtin_intents", "default_config"]
 
 
 def default_config() -> Path:
