@@ -6,6 +6,8 @@ alone, so a new kind of user error needs no change at the top.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 
 class AssistantError(Exception):
     """A failure with a message for a person: one line naming the file, key or device and the cause."""
@@ -45,3 +47,14 @@ class BindingError(AssistantError, RuntimeError):
 
 class IntentError(AssistantError):
     """An intent folder that is missing, or a pack that cannot be loaded; names the file."""
+
+    @classmethod
+    def of(cls, problems: Sequence[str]) -> "IntentError":
+        """One line for the problems found loading the packs: the first (a traceback shortened to
+        its first and last lines, which name the file and the cause) and how many more."""
+        lines = problems[0].strip().splitlines() or ["?"]
+        first = lines[0] if len(lines) == 1 else f"{lines[0].rstrip()} {lines[-1].strip()}"
+        more = len(problems) - 1
+        if more:
+            first += f" (and {more} more: `python -m assistant intents list` shows them all)"
+        return cls(first)

@@ -34,8 +34,9 @@ def model_path() -> Path:
 @functools.lru_cache(maxsize=None)
 def engine():
     from assistant.asr.engine import Engine
+    from assistant.config import AsrConfig
 
-    return Engine(model_path(), threads=2)
+    return Engine(model_path(), AsrConfig(threads=2))
 
 
 def references() -> dict:

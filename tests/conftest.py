@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# --- configuration: the tests never read the user's own config.yaml or intents -------------------
+
+# config.load() reads ASSISTANT_CONFIG_DIR/config.yaml before the packaged default; an empty
+# folder here keeps a developer's own settings out of every test and every CLI a test runs.
+os.environ["ASSISTANT_CONFIG_DIR"] = tempfile.mkdtemp(prefix="assistant-config-")
+atexit.register(shutil.rmtree, os.environ["ASSISTANT_CONFIG_DIR"], ignore_errors=True)
 
 # --- audio devices: PulseAudio's virtual microphone and speaker (tests/pulse.py) -------------
 

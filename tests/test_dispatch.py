@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `pytest` from anywhere, without installing
     sys.path.insert(0, str(ROOT))
 
-from assistant.intents import cli as intents_cli  # noqa: E402
+from assistant.cli import intents_main  # noqa: E402
 from assistant.config import Config, IntentsConfig, from_dict  # noqa: E402
 from assistant.intents.dispatcher import Context, Dispatcher, Reply, run_command  # noqa: E402
-from assistant.intents.packs import handler, load_pack, load_packs, pack_from_dict  # noqa: E402
+from assistant.intents.packs import BUILT_IN, handler, load_pack, load_packs, pack_from_dict  # noqa: E402
 from assistant.intents.normalize import normalize, normalize_tokens  # noqa: E402
 from assistant.intents.timers import Timers, done_text, format_duration  # noqa: E402
 
@@ -538,11 +538,11 @@ def test_relative_pack_paths_follow_the_config_file(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "weather.yaml").write_text(USER_YAML)
     (tmp_path / "mine" / "weather.py").write_text(USER_HANDLER)
-    cfg = from_dict({"intents": {"paths": ["mine"]}})
-    cfg.path = tmp_path / "config.yaml"
+    cfg = from_dict({"intents": {"paths": ["mine"]}}, path=tmp_path / "config.yaml")
     d = Dispatcher.from_config(cfg)
     assert d.handle("what is the weather").reply == "It is always sunny in here."
-    assert d.match("what time is it") is None  # only the user's pack
+    assert d.match("what time is it").intent == TIME  # the built-ins always load, first
+    assert [p.path for p in d.packs] == [BUILT_IN, tmp_path / "mine"]
 
 
 def test_broken_files_are_reported_and_skipped(tmp_path, caplog):
@@ -729,7 +729,7 @@ def test_format_duration():
 
 def cli(args, cfg):
     out = io.StringIO()
-    code = intents_cli.main(args, cfg, out=out)
+    code = intents_main(args, cfg, out=out)
     return code, out.getvalue()
 
 
@@ -765,8 +765,7 @@ def test_readme_worked_example(tmp_path):
     for path, body in files.items():
         if path.startswith("intents/"):
             (pack / Path(path).name).write_text(body)
-    cfg = from_dict(__import__("yaml").safe_load(files["config.yaml"]))
-    cfg.path = tmp_path / "config.yaml"
+    cfg = from_dict(__import__("yaml").safe_load(files["config.yaml"]), path=tmp_path / "config.yaml")
 
     code, text = cli(["test", "--json", "Roll two twenty-sided dice."], cfg)
     result = json.loads(text)

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def grammar(dispatcher):
 def held(grammar):
     """The shared test engine with the grammar in use (constrained=True per call)."""
     e = engine()
-    e.use_grammar(grammar, ASR.grammar_max_forced, ASR.grammar_max_forced_per_word)
+    e.use_grammar(grammar, ASR)
     yield e
     e.use_grammar(None)
 
@@ -272,11 +273,11 @@ def test_the_search_finds_sentences_a_greedy_walk_misses(grammar, dispatcher):
     try:
         for name, seconds in cases:
             audio = load_audio(COMMANDS / f"{name}.wav")
-            e.use_grammar(grammar, ASR.grammar_max_forced, ASR.grammar_max_forced_per_word, 1)
+            e.use_grammar(grammar, replace(ASR, grammar_beam=1))
             greedy = e.transcribe_command(audio, prompt=prompt, constrained=True)
             # "Shut up ...", dropped for its cost (measured 7.9 and 53 nats): the grammar gave nothing
             assert not (greedy.held and timer_seconds(greedy.text) == seconds), greedy
-            e.use_grammar(grammar, ASR.grammar_max_forced, ASR.grammar_max_forced_per_word, ASR.grammar_beam)
+            e.use_grammar(grammar, ASR)
             tr = e.transcribe_command(audio, prompt=prompt, constrained=True)
             assert tr.held and tr.forced <= 2.0, tr
             assert timer_seconds(tr.text) == seconds, tr

@@ -28,6 +28,7 @@ import pytest
 
 import pulse
 from assistant.config import SpeakerConfig
+from assistant.errors import ConfigError
 from assistant.pipeline.speaker import Speaker, SpeakerError, Utterance
 
 RATE = 16000
@@ -367,7 +368,9 @@ def test_missing_espeak_is_one_clear_line(monkeypatch):
 
 
 def test_bad_settings_are_one_clear_line():
-    assert "known: pyttsx3, piper, none" in one_line_error(SpeakerConfig(engine="festival"))
+    with pytest.raises(ConfigError) as info:  # checked with the config (SpeakerConfig)
+        SpeakerConfig(engine="festival")
+    assert "known: pyttsx3, piper, none" in str(info.value) and "\n" not in str(info.value)
     assert "espeak-ng --voices" in one_line_error(SpeakerConfig(voice="no-such-voice"))
     assert "no-such-device" in one_line_error(SpeakerConfig(device="no-such-device"))
 

@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from assistant.config import WakeConfig
 from assistant.wake.detector import WAKE_WORDS, Gate, Wake, WakeDetector
 
 DATA = Path(__file__).parent / "data" / "wakeword"
@@ -100,8 +101,8 @@ def test_unknown_word_names_the_valid_words():
 
 
 def test_rejects_bad_sensitivity_and_float_audio():
-    with pytest.raises(ValueError, match="cutoff"):
-        WakeDetector("alexa", 1.5, 2.0)
+    with pytest.raises(ValueError, match="cutoff"):  # checked with the config (WakeConfig)
+        WakeConfig(word="alexa", sensitivity={"alexa": 1.5})
     with pytest.raises(TypeError, match="int16"):
         WakeDetector("alexa", None, 2.0).process(np.zeros(BLOCK, np.float32))
 

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, List, Optional
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from ..config import AsrConfig
 
 FRAMES_PER_SECOND = 50  # whisper's encoder: one frame per 20 ms of audio
 FULL_AUDIO_CTX = 1500  # 30 s
@@ -85,33 +86,25 @@ class Engine:
     does not expose, and two bindings would hold two copies of the model). Every call passes
     every parameter."""
 
-    def __init__(
-        self,
-        model_path: os.PathLike,
-        threads: int = 0,
-        use_gpu: bool = True,
-        language: str = "en",
-        audio_ctx_floor: int = 256,
-        audio_ctx_margin: int = 64,
-        window_s: float = 30.0,
-    ):
+    def __init__(self, model_path: os.PathLike, asr: AsrConfig):
+        """The model in model_path, decoded as the asr section says (threads, use_gpu, language,
+        audio_ctx_floor, audio_ctx_margin, window_s); asr.model is not read (see models.load_engine)."""
         from .libwhisper import Context
 
         self.model_path = Path(model_path)
-        self.threads = threads or default_threads()
-        self.language = language
-        self.audio_ctx_floor = audio_ctx_floor
-        self.audio_ctx_margin = audio_ctx_margin
-        self.window_s = min(window_s, 30.0)
+        self.threads = asr.threads or default_threads()
+        self.language = asr.language
+        self.audio_ctx_floor = asr.audio_ctx_floor
+        self.audio_ctx_margin = asr.audio_ctx_margin
+        self.window_s = asr.window_s
         self._lock = threading.Lock()
         self._steering = None  # grammar.Steering, when commands are held to the intents' grammar
         with _QuietLogs():
-            self._model = Context(self.model_path, use_gpu=use_gpu)
+            self._model = Context(self.model_path, use_gpu=asr.use_gpu)
 
     @classmethod
-    def from_config(cls, asr, model_path: os.PathLike) -> "Engine":
-        return cls(model_path, asr.threads, asr.use_gpu, asr.language,
-                   asr.audio_ctx_floor, asr.audio_ctx_margin, asr.window_s)
+    def from_config(cls, asr: AsrConfig, model_path: os.PathLike) -> "Engine":
+        return cls(model_path, asr)
 
     @property
     def busy(self) -> bool:
@@ -124,16 +117,19 @@ class Engine:
         frames = max(self.audio_ctx_floor, -(-frames // AUDIO_CTX_STEP) * AUDIO_CTX_STEP)
         return int(min(FULL_AUDIO_CTX, frames))
 
-    def use_grammar(self, grammar, max_forced: float = 7.0, max_per_word: float = 2.5, beam: int = 4) -> None:
+    def use_grammar(self, grammar, asr: Optional[AsrConfig] = None) -> None:
         """Decode commands held to grammar (a grammar.CommandGrammar) when transcribe_command is
-        asked to (constrained=True); None: free decoding again."""
+        asked to (constrained=True), within asr's limits (grammar_max_forced,
+        grammar_max_forced_per_word, grammar_beam); grammar None: free decoding again."""
         steering = None
         if grammar is not None:
             from .grammar import Steering
 
+            if asr is None:
+                raise TypeError("use_grammar(grammar, asr): the limits come from the asr section")
             with self._lock:
-                steering = Steering(grammar, self._model.vocabulary(), self._model.eot, max_forced, max_per_word,
-                                    beam)
+                steering = Steering(grammar, self._model.vocabulary(), self._model.eot, asr.grammar_max_forced,
+                                    asr.grammar_max_forced_per_word, asr.grammar_beam)
         self._steering = steering
 
     @property

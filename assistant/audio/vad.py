@@ -39,8 +39,7 @@ import numpy as np
 import webrtcvad
 
 from ..config import VadConfig
-
-SAMPLE_RATE = 16000
+from . import SAMPLE_RATE
 
 # How much louder than the background (dB) a voiced frame must be to start an utterance, and
 # to keep one going. Overhang frames sit at the background level; speech in a quiet room is
@@ -90,11 +89,7 @@ class Segmenter:
     """Cuts a stream of audio into utterances with webrtcvad; see the module docstring."""
 
     def __init__(self, config: Optional[VadConfig] = None) -> None:
-        c = config or VadConfig()
-        if c.frame_ms not in (10, 20, 30):
-            raise ValueError(f"vad.frame_ms must be 10, 20 or 30, not {c.frame_ms}")
-        if not 0 <= c.aggressiveness <= 3:
-            raise ValueError(f"vad.aggressiveness must be 0..3, not {c.aggressiveness}")
+        c = config or VadConfig()  # checked when made (VadConfig.__post_init__)
         self.config = c
         self._vad = webrtcvad.Vad(c.aggressiveness)
         self.frame_len = SAMPLE_RATE * c.frame_ms // 1000

@@ -46,8 +46,9 @@ from hassil.recognize import RecognizeResult
 from hassil.sample import sample_expression
 from hassil.util import merge_dict
 
-from ..config import DEFAULT_PATH, Config, IntentsConfig
-from .packs import Context, Handler, IntentPack, IntentSpec, Reply, load_packs
+from ..config import Config, IntentsConfig
+from ..errors import IntentError
+from .packs import BUILT_IN, Context, Handler, IntentPack, IntentSpec, Reply, load_packs
 from .normalize import Normalized, is_number, normalize_template, normalize_tokens
 
 _LOGGER = logging.getLogger(__name__)
@@ -119,12 +120,15 @@ class Dispatcher:
         self._fuzzy = _FuzzyIndex(self.intents)
 
     @classmethod
-    def from_config(cls, config: Union[Config, IntentsConfig, None] = None) -> "Dispatcher":
-        """Load the packs in config.paths (relative to the config file's folder)."""
-        base = DEFAULT_PATH.parent
-        if isinstance(config, Config) and config.path is not None:
-            base = Path(config.path).resolve().parent
-        return cls(load_packs(_intents_config(config).paths, base=base), config)
+    def from_config(cls, config: Union[Config, IntentsConfig, None] = None, strict: bool = True) -> "Dispatcher":
+        """The built-in packs, then those in intents.paths (relative to the config file's folder).
+        strict: a missing folder or a broken pack is an IntentError (else kept in .errors)."""
+        base = Path(config.path).resolve().parent if isinstance(config, Config) and config.path else None
+        dispatcher = cls(load_packs([BUILT_IN, *_intents_config(config).paths], base=base), config)
+        if strict and dispatcher.errors:
+            dispatcher.close()
+            raise IntentError.of(dispatcher.errors)
+        return dispatcher
 
     # -- matching --------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Intent packs: folders of hassil sentence templates plus Python handlers.
 
-A pack is a folder (IntentsConfig.paths, "intents/" by default). Every *.yaml
-file in it (subfolders too) is hassil's format -- `intents:`, `lists:`,
+A pack is a folder: the built-in one (BUILT_IN), then the user's (IntentsConfig.paths).
+Every *.yaml file in it (subfolders too) is hassil's format -- `intents:`, `lists:`,
 `expansion_rules:` -- and every *.py file is imported; its functions marked
 @handler("IntentName") answer that intent. Adding an intent is dropping a YAML
 file and a handler into the folder; nothing in assistant/ changes.
@@ -37,6 +37,8 @@ from hassil import Intents, is_template, parse_sentence
 from hassil.util import merge_dict
 
 from ..config import IntentsConfig
+from ..data import builtin_intents
+from ..errors import IntentError
 from .normalize import normalize_template
 from .timers import Timers
 
@@ -133,19 +135,25 @@ class IntentPack:
         return specs
 
 
-BUILT_IN = Path(__file__).resolve().parents[2] / "intents"
+BUILT_IN = builtin_intents()  # package data: the repository's intents/, shipped in the wheel
 
 
 def load_packs(paths: Iterable[Union[str, Path]], base: Optional[Path] = None) -> List[IntentPack]:
-    """Load each folder as a pack. A relative path is taken from `base` (the config file's
-    folder; default: cwd), else from the project, so `intents` always finds the built-ins."""
-    packs = []
+    """Load each folder as a pack, in order, each folder once. A relative path is taken from
+    `base` (the config file's folder), never from the working directory: without a base it is
+    an IntentError."""
+    packs, seen = [], set()
     for p in paths:
         path = Path(p).expanduser()
         if not path.is_absolute():
-            local = (base or Path.cwd()) / path
-            path = local if local.is_dir() or not (BUILT_IN.parent / path).is_dir() else BUILT_IN.parent / path
-        packs.append(load_pack(path))
+            if base is None:
+                raise IntentError(f"intent folder '{p}': a relative path needs a config file to start from; "
+                                  "give an absolute path")
+            path = Path(base) / path
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            packs.append(load_pack(path))
     return packs
 
 

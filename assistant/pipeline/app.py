@@ -187,9 +187,6 @@ def build(config: Config, source: Source, load_engine: Callable[[Config], Any], 
           mode: str = "assistant", push_to_talk: bool = False) -> Pipeline:
     """The pipeline `python -m assistant` runs. Hotword mode when config.wake.word is not "none" or
     push_to_talk is set. Parts that can fail on a bad setting are made before the model loads."""
-    from ..wake.turn import check_config
-
-    check_config(config)
     hotword = config.wake.word != "none" or push_to_talk
     speaker = dispatcher = detector = chime = None
     closing: List[Callable[[], None]] = []

@@ -76,8 +76,6 @@ class Speaker:
 
     def __init__(self, config: Optional[SpeakerConfig] = None, file: Optional[TextIO] = None):
         self.config = config or SpeakerConfig()
-        if self.config.engine not in ENGINES:
-            raise SpeakerError(f"unknown speaker.engine {self.config.engine!r} (known: {', '.join(ENGINES)})")
         self._file = file  # where engine `none` prints; None = sys.stdout at the time
         self._tail_s = max(0, self.config.tail_ms) / 1000.0
         self._queue: Deque[Utterance] = collections.deque()

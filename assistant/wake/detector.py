@@ -27,7 +27,8 @@ import numpy as np
 from micro_features_cpp import create_frontend, process_samples, reset_frontend
 from pymicro_wakeword import MicroWakeWord, Model
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
+
 STEP = 160  # samples per feature step (10 ms)
 
 WAKE_WORDS: tuple[str, ...] = tuple(m.value for m in Model)  # okay_nabu, hey_jarvis, ...
@@ -126,15 +127,12 @@ class Gate:
 
 
 class WakeDetector:
-    def __init__(self, word: str, sensitivity: float | None = None, refractory_s: float = 2.0):
+    def __init__(self, word: str, sensitivity: float | None, refractory_s: float):
         """sensitivity is the probability cutoff (0..1): higher = fewer false wakes, more
-        misses; None = DEFAULT_CUTOFFS[word] (WakeConfig.sensitivity maps word -> cutoff)."""
+        misses; None = DEFAULT_CUTOFFS[word]. Both come from WakeConfig (sensitivity maps
+        word -> cutoff), which checks their ranges."""
         if word not in WAKE_WORDS:
             raise ValueError(f"unknown wake word {word!r}; valid words: {', '.join(WAKE_WORDS)}")
-        if sensitivity is not None and not 0.0 < sensitivity < 1.0:
-            raise ValueError(f"wake sensitivity (probability cutoff) must be in (0, 1), not {sensitivity!r}")
-        if refractory_s < 0:
-            raise ValueError(f"refractory_s must be >= 0, not {refractory_s!r}")
         self.word = word
         self._mww = MicroWakeWord.from_builtin(Model(word))
         default = DEFAULT_CUTOFFS.get(word, self._mww.probability_cutoff)  # json's value

@@ -41,15 +41,14 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..config import Config, WakeConfig, check
+from ..config import WakeConfig
 from ..pipeline import events as ev
-from .detector import WAKE_PHRASE_WORDS, WAKE_WORDS, Wake, WakeDetector
+from .detector import WAKE_PHRASE_WORDS, Wake, WakeDetector
 
 if TYPE_CHECKING:
     from .chime import Chime
@@ -82,25 +81,6 @@ class Replies(Protocol):
 
     def stop(self) -> None:
         """Silence now; queued replies dropped."""
-
-
-def check_config(config: Config) -> None:
-    """ConfigErrors for wake values of the right type but out of range."""
-    w = config.wake
-    check(w.word == "none" or w.word in WAKE_WORDS, config, "wake.word",
-          f"must be none or one of {', '.join(WAKE_WORDS)}, not {w.word!r}")
-    for word, cutoff in w.sensitivity.items():
-        check(word in WAKE_WORDS, config, f"wake.sensitivity.{word}", f"is not a wake word ({', '.join(WAKE_WORDS)})")
-        check(isinstance(cutoff, (int, float)) and not isinstance(cutoff, bool) and 0 < cutoff < 1,
-              config, f"wake.sensitivity.{word}", f"must be a probability cutoff between 0 and 1, not {cutoff!r}")
-    check(w.refractory_s >= 0, config, "wake.refractory_s", "must be >= 0")
-    check(w.listen_timeout_s > 0, config, "wake.listen_timeout_s", "must be > 0")
-    check(w.follow_up_s >= 0, config, "wake.follow_up_s", "must be >= 0 (0 = no follow-up window)")
-    for word in w.verify:
-        check(word in WAKE_WORDS, config, "wake.verify", f"lists {word!r}, not a wake word ({', '.join(WAKE_WORDS)})")
-    sound = w.ack_sound
-    check(sound in (None, "beep") or Path(str(sound)).expanduser().is_file(), config, "wake.ack_sound",
-          f"must be beep, null or a WAV file; {sound!r} is not a file")
 
 
 def strip_wake_word(text: str, word: Optional[str]) -> str:
