@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Deque, List, Optional, TextIO
 
 from ..audio.output import Output, Player
-from ..audio.tts import ENGINES, Synthesizer, make_synthesizer
+from ..audio.tts import Synthesizer, make_synthesizer
 from ..config import SpeakerConfig
 from ..errors import SpeakerError
 
