@@ -9,7 +9,8 @@ would corrupt memory. `Library` therefore refuses, before anything is decoded:
   fields, which the check below cannot see);
 - a library whose struct defaults differ from whisper.cpp's documented ones at the offsets this
   binding uses (the second line of defence, for a build that reports a version it is not).
-Every call in the signature table has an errcheck, and a closed Context cannot reach C.
+Every call in the signature table that can fail has an errcheck, and a closed Context cannot
+reach C.
 """
 
 from __future__ import annotations
@@ -257,8 +258,8 @@ class Library:
     def _check_version(self) -> str:
         supported = ", ".join(SUPPORTED_VERSIONS)
         if not hasattr(self.lib, "whisper_version"):
-            raise BindingError(f"{self.path} has no whisper_version(): it is not libwhisper, or a whisper.cpp "
-                               f"older than 1.8; this binding supports whisper.cpp {supported}: {INSTALL}")
+            raise BindingError(f"{self.path} has no whisper_version(): it is not libwhisper, or an older "
+                               f"whisper.cpp; this binding supports whisper.cpp {supported}: {INSTALL}")
         function = self.lib.whisper_version
         function.restype, function.argtypes = c_char_p, []
         version = (function() or b"?").decode(errors="replace")
