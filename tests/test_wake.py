@@ -245,6 +245,7 @@ def test_scores_are_pymicro_wakewords_own(alexa):
     from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
 
     reference = MicroWakeWord.from_builtin(Model.ALEXA)
+    assert alexa.authors_cutoff == reference.probability_cutoff
     stride = alexa._stride  # inferences happen every stride-th feature step
     try:
         for path in (DATA / "alexa" / "131.flac", sorted((DATA / "computer").glob("*.flac"))[0]):

@@ -149,6 +149,7 @@ class WakeDetector:
             json_cutoff, self._window = float(builtin.probability_cutoff), int(builtin.sliding_window_size)
         finally:
             builtin.close()
+        self.authors_cutoff = json_cutoff  # the model authors' cutoff (its json), for comparisons
         default = DEFAULT_CUTOFFS.get(word, json_cutoff)
         self.cutoff = float(default if sensitivity is None else sensitivity)
         self.gate = Gate(self.cutoff, refractory_s)
