@@ -18,7 +18,7 @@ import soundfile as sf
 import soxr
 
 from assistant.config import WakeConfig
-from assistant.wake.detector import WAKE_WORDS, Gate, Wake, WakeDetector
+from assistant.wake.detector import STEP, WAKE_WORDS, Gate, Wake, WakeDetector
 
 DATA = Path(__file__).parent / "data" / "wakeword"
 SR = 16000
@@ -237,6 +237,41 @@ def test_stream_time_counts_from_reset(alexa):
     alexa.reset()
     (second,) = feed(alexa, clip)
     assert first.t == pytest.approx(second.t + 3.0, abs=0.05)
+
+
+def test_scores_are_pymicro_wakewords_own(alexa):
+    """The detector's loop (its own interpreter, buffers bound once) gives exactly the scores of
+    pymicro-wakeword's public streaming API on a real speaker and a near miss: the same features,
+    quantisation, stride and window mean."""
+    from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
+
+    reference = MicroWakeWord.from_builtin(Model.ALEXA)
+    assert alexa.authors_cutoff == reference.probability_cutoff
+    stride = alexa._stride  # inferences happen every stride-th feature step
+    try:
+        for path in (DATA / "alexa" / "131.flac", sorted((DATA / "computer").glob("*.flac"))[0]):
+            clip = to_int16(padded(load(path)))
+            alexa.reset()
+            ours = alexa.scores(clip)
+            reference.reset()
+            features, theirs, steps = MicroWakeWordFeatures(), [], 0
+            for i in range(0, len(clip) - STEP + 1, STEP):
+                for f in features.process_streaming(clip[i:i + STEP].tobytes()):
+                    score = reference.process_streaming_prob(f)
+                    steps += 1
+                    if steps % stride == 0:
+                        theirs.append(((i + STEP) / SR, score))
+            assert ours.shape == (len(theirs), 2) and ours[:, 1].max() > 0, path.name
+            np.testing.assert_array_equal(ours, np.array(theirs), err_msg=path.name)
+    finally:
+        reference.close()
+
+
+def test_a_closed_detector_raises_instead_of_crashing():
+    det = WakeDetector("alexa", None, 2.0)
+    det.close()
+    with pytest.raises(RuntimeError, match="alexa.tflite"):
+        det.process(np.zeros(SR, np.int16))  # TFLite would have been handed a freed interpreter
 
 
 def test_waiting_costs_little_cpu(read_speech_in_noise):

@@ -89,7 +89,7 @@ class Engine:
     def __init__(self, model_path: os.PathLike, asr: AsrConfig):
         """The model in model_path, decoded as the asr section says (threads, use_gpu, language,
         audio_ctx_floor, audio_ctx_margin, window_s); asr.model is not read (see models.load_engine)."""
-        from .libwhisper import Context
+        from .libwhisper import Context, Library
 
         self.model_path = Path(model_path)
         self.threads = asr.threads or default_threads()
@@ -99,8 +99,11 @@ class Engine:
         self.window_s = asr.window_s
         self._lock = threading.Lock()
         self._steering = None  # grammar.Steering, when commands are held to the intents' grammar
-        with _QuietLogs():
-            self._model = Context(self.model_path, use_gpu=asr.use_gpu)
+        library = Library.shared()
+        # whisper.cpp logs to stderr (e.g. "failed to encode" for every aborted partial): its lines
+        # go to the "whisper.cpp" logger at debug level, installed once for the process
+        library.forward_logs()
+        self._model = Context(self.model_path, use_gpu=asr.use_gpu, library=library)
 
     @classmethod
     def from_config(cls, asr: AsrConfig, model_path: os.PathLike) -> "Engine":
@@ -204,8 +207,7 @@ class Engine:
         """The grammar's likeliest sentence (a grammar.Held) on the audio just decoded; None if
         aborted or none was found."""
         continuations = self._model.continuations(prompt or None, self.threads, self.language)
-        with _QuietLogs():
-            return self._steering.search(continuations.after, max_tokens, abort)
+        return self._steering.search(continuations.after, max_tokens, abort)
 
     def warm_up(self) -> None:
         """The first decode allocates whisper.cpp's buffers (about a second); do it before a user waits."""
@@ -249,15 +251,14 @@ class Engine:
 
     def _run(self, audio, audio_ctx, timestamps=False, prompt=None, abort=None, max_chars=0, max_tokens=0):
         """One whisper_full call; None when abort() stopped it."""
-        with _QuietLogs():
-            return self._model.decode(
-                audio, threads=self.threads, language=self.language,
-                audio_ctx=0 if audio_ctx >= FULL_AUDIO_CTX else audio_ctx,
-                timestamps=timestamps, prompt=prompt or None, max_len=max_chars, max_tokens=max_tokens,
-                abort=abort,
-                # Temperature fallback re-decodes with sampling: it fights repetition loops in long
-                # audio, but on a command it costs a second decode and makes the text random.
-                temperature_inc=0.2 if timestamps else 0.0)
+        return self._model.decode(
+            audio, threads=self.threads, language=self.language,
+            audio_ctx=0 if audio_ctx >= FULL_AUDIO_CTX else audio_ctx,
+            timestamps=timestamps, prompt=prompt or None, max_len=max_chars, max_tokens=max_tokens,
+            abort=abort,
+            # Temperature fallback re-decodes with sampling: it fights repetition loops in long
+            # audio, but on a command it costs a second decode and makes the text random.
+            temperature_inc=0.2 if timestamps else 0.0)
 
 
 def _key(token: str) -> str:
@@ -309,30 +310,6 @@ def windows(audio: np.ndarray, window_s: float = 30.0) -> Iterator[tuple]:
         cut = search_from + int(np.argmin(energy)) * step + step // 2
         yield start, audio[start:cut]
         start = cut
-
-
-class _QuietLogs:
-    """whisper.cpp logs to stderr (e.g. "failed to encode" for every aborted partial); during a
-    decode, send its lines to Python's logging at debug level. Only during one: a Python log
-    callback left installed crashes the interpreter when whisper.cpp logs at exit."""
-
-    def __init__(self):
-        import logging
-
-        self.logger = logging.getLogger("whisper.cpp")
-
-    def _forward(self, level, text):
-        self.logger.debug(str(text).rstrip())
-
-    def __enter__(self):
-        import _pywhispercpp
-
-        _pywhispercpp.whisper_log_set(self._forward)
-
-    def __exit__(self, *exc):
-        import _pywhispercpp
-
-        _pywhispercpp.whisper_log_set(None)
 
 
 def _as_float(audio: np.ndarray) -> np.ndarray:

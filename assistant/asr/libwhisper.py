@@ -1,16 +1,21 @@
-"""A small ctypes binding to the libwhisper that pywhispercpp ships, for what pywhispercpp 1.5.1
+"""A small ctypes binding to the libwhisper that pywhispercpp ships, for what pywhispercpp
 does not expose: the decoder's log-probabilities for any continuation of the text, on the
 audio of the last decode (`Context.continuations`), which `grammar.py` searches to hold a
 command to the intents' sentences; and each decode's mean token log-probability.
 
-The struct layouts are whisper.h's for whisper.cpp 1.8.5 (the version in pywhispercpp 1.5.1's
-wheel). A layout that does not match would corrupt memory, so `Library` checks the layout
-against whisper.cpp's documented defaults before anything is decoded and refuses a library
-where they differ.
+Both parameter structs are passed to C by value, so a layout that does not match the library
+would corrupt memory. `Library` therefore refuses, before anything is decoded:
+- a whisper.cpp whose `whisper_version()` is not one of SUPPORTED_VERSIONS (a release can append
+  fields, which the check below cannot see);
+- a library whose struct defaults differ from whisper.cpp's documented ones at the offsets this
+  binding uses (the second line of defence, for a build that reports a version it is not).
+Every call in the signature table that can fail has an errcheck, and a closed Context cannot
+reach C.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import glob
 import logging
@@ -21,13 +26,28 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_float, c_
                     c_size_t, c_void_p)
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import BindingError
 
 _LOGGER = logging.getLogger(__name__)
+_WHISPER_LOGGER = logging.getLogger("whisper.cpp")
+
+# The whisper.cpp releases this binding was checked against: the same struct sizes (read from
+# the *_by_ref functions' allocations) and defaults, every function in _SIGNATURES, and the same
+# decodes, log-probabilities and continuations on the test clips. They are the libwhisper of
+# pywhispercpp 1.5.1 (1.8.5) and 1.5.0 (1.8.4). pywhispercpp 1.4.x ships 1.8.2, whose layout
+# matches but whose log-probabilities differ in the third decimal (the grammar's costs are
+# tuned on these); older releases have another whisper_full_params and no whisper_version().
+SUPPORTED_VERSIONS = ("1.8.4", "1.8.5")
+INSTALL = "pip install 'pywhispercpp>=1.5.0,<=1.5.1'"
+
+
+class WhisperError(RuntimeError):
+    """A libwhisper call reported failure: names the function and its return code."""
+
 
 class VadParams(Structure):
     _fields_ = [("threshold", c_float), ("min_speech_duration_ms", c_int), ("min_silence_duration_ms", c_int),
@@ -46,6 +66,7 @@ class ContextParams(Structure):
 
 
 AbortCallback = CFUNCTYPE(c_bool, c_void_p)
+LogCallback = CFUNCTYPE(None, c_int, c_char_p, c_void_p)  # ggml_log_callback(level, text, user_data)
 LogitsFilter = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(TokenData), c_int, POINTER(c_float), c_void_p)
 
 
@@ -82,7 +103,7 @@ class FullParams(Structure):
     ]
 
 
-# whisper_full_default_params(GREEDY) in whisper.cpp 1.8.5: fields on both sides of every
+# whisper_full_default_params(GREEDY) in whisper.cpp 1.8.4 and 1.8.5: fields on both sides of every
 # pointer and bool run, so a shifted layout cannot pass. (The release has a bool
 # carry_initial_prompt after initial_prompt that the header on GitHub's master lacked: this
 # check found it.)
@@ -92,38 +113,73 @@ _DEFAULTS = {"n_max_text_ctx": 16384, "suppress_blank": True, "print_timestamps"
              "grammar_penalty": 100.0, "n_grammar_rules": 0}
 
 
-# whisper_context_default_params() in whisper.cpp 1.8.5
+# whisper_context_default_params() in whisper.cpp 1.8.4 and 1.8.5
 _CONTEXT_DEFAULTS = {"gpu_device": 0, "dtw_aheads_preset": 0, "dtw_n_top": -1, "dtw_aheads_n_heads": 0,
                      "dtw_mem_size": 128 * 1024 * 1024}
 
 
-# libwhisper's functions this binding calls: name -> (return type, argument types), whisper.h 1.8.5
+# errchecks: ctypes calls them with (result, function, the call's arguments)
+def _not_null(result: Any, func: Any, args: Tuple) -> Any:
+    if not result:
+        raise BindingError(f"{func.__name__} returned NULL")
+    return result
+
+
+def _loaded(result: Any, func: Any, args: Tuple) -> Any:
+    if not result:
+        raise BindingError(f"whisper.cpp could not load {args[0].decode(errors='replace')} "
+                           f"(not a whisper.cpp model, or one this version cannot read)")
+    return result
+
+
+def _ok(result: int, func: Any, args: Tuple) -> int:
+    if result != 0:
+        raise WhisperError(f"{func.__name__} failed (returned {result})")
+    return result
+
+
+def _tokens(result: int, func: Any, args: Tuple) -> int:
+    if result < 0:
+        raise BindingError(f"whisper_tokenize needed {-result} tokens for {args[1][:40]!r}")
+    return result
+
+
+def _language(result: int, func: Any, args: Tuple) -> int:
+    if result < 0:
+        raise ValueError(f"whisper.cpp knows no language {args[0].decode(errors='replace')!r}")
+    return result
+
+
+# libwhisper's functions this binding calls: name -> (return type, argument types, errcheck),
+# whisper.h of the SUPPORTED_VERSIONS
 _CTX, _I32P = c_void_p, POINTER(c_int32)
-_SIGNATURES = {
-    "whisper_init_from_file_with_params": (c_void_p, [c_char_p, ContextParams]),
-    "whisper_context_default_params_by_ref": (POINTER(ContextParams), []),
-    "whisper_free_context_params": (None, [POINTER(ContextParams)]),
-    "whisper_full_default_params_by_ref": (POINTER(FullParams), [c_int]),
-    "whisper_free_params": (None, [POINTER(FullParams)]),
-    "whisper_free": (None, [_CTX]),
-    "whisper_full": (c_int, [_CTX, FullParams, POINTER(c_float), c_int]),
-    "whisper_full_n_segments": (c_int, [_CTX]),
-    "whisper_full_get_segment_t0": (c_int64, [_CTX, c_int]),
-    "whisper_full_get_segment_t1": (c_int64, [_CTX, c_int]),
-    "whisper_full_get_segment_text": (c_char_p, [_CTX, c_int]),
-    "whisper_full_n_tokens": (c_int, [_CTX, c_int]),
-    "whisper_full_get_token_id": (c_int32, [_CTX, c_int, c_int]),
-    "whisper_full_get_token_p": (c_float, [_CTX, c_int, c_int]),
-    "whisper_n_vocab": (c_int, [_CTX]),
-    "whisper_n_text_ctx": (c_int, [_CTX]),
-    "whisper_is_multilingual": (c_int, [_CTX]),
-    "whisper_token_to_str": (c_char_p, [_CTX, c_int32]),
-    "whisper_tokenize": (c_int, [_CTX, c_char_p, _I32P, c_int]),
-    "whisper_decode": (c_int, [_CTX, _I32P, c_int, c_int, c_int]),
-    "whisper_get_logits": (POINTER(c_float), [_CTX]),
-    "whisper_lang_id": (c_int, [c_char_p]),
-    "whisper_token_lang": (c_int32, [_CTX, c_int]),
-    **{f"whisper_token_{name}": (c_int32, [_CTX]) for name in ("eot", "sot", "not", "prev", "transcribe")},
+_SIGNATURES: Dict[str, Tuple[Any, List[Any], Optional[Callable]]] = {
+    "whisper_version": (c_char_p, [], _not_null),
+    "whisper_log_set": (None, [LogCallback, c_void_p], None),
+    "whisper_init_from_file_with_params": (c_void_p, [c_char_p, ContextParams], _loaded),
+    "whisper_context_default_params_by_ref": (POINTER(ContextParams), [], _not_null),
+    "whisper_free_context_params": (None, [POINTER(ContextParams)], None),
+    "whisper_full_default_params_by_ref": (POINTER(FullParams), [c_int], _not_null),
+    "whisper_free_params": (None, [POINTER(FullParams)], None),
+    "whisper_free": (None, [_CTX], None),
+    "whisper_full": (c_int, [_CTX, FullParams, POINTER(c_float), c_int], _ok),
+    "whisper_full_n_segments": (c_int, [_CTX], None),
+    "whisper_full_get_segment_t0": (c_int64, [_CTX, c_int], None),
+    "whisper_full_get_segment_t1": (c_int64, [_CTX, c_int], None),
+    "whisper_full_get_segment_text": (c_char_p, [_CTX, c_int], _not_null),
+    "whisper_full_n_tokens": (c_int, [_CTX, c_int], None),
+    "whisper_full_get_token_id": (c_int32, [_CTX, c_int, c_int], None),
+    "whisper_full_get_token_p": (c_float, [_CTX, c_int, c_int], None),
+    "whisper_n_vocab": (c_int, [_CTX], None),
+    "whisper_n_text_ctx": (c_int, [_CTX], None),
+    "whisper_is_multilingual": (c_int, [_CTX], None),
+    "whisper_token_to_str": (c_char_p, [_CTX, c_int32], None),
+    "whisper_tokenize": (c_int, [_CTX, c_char_p, _I32P, c_int], _tokens),
+    "whisper_decode": (c_int, [_CTX, _I32P, c_int, c_int, c_int], _ok),
+    "whisper_get_logits": (POINTER(c_float), [_CTX], _not_null),
+    "whisper_lang_id": (c_int, [c_char_p], _language),
+    "whisper_token_lang": (c_int32, [_CTX, c_int], None),
+    **{f"whisper_token_{name}": (c_int32, [_CTX], None) for name in ("eot", "sot", "not", "prev", "transcribe")},
 }
 
 
@@ -142,7 +198,7 @@ def find_library() -> Path:
 
 
 class Library:
-    """libwhisper's C functions, typed."""
+    """libwhisper's C functions, typed, once its version and struct layouts are known to match."""
 
     _instance: Optional["Library"] = None
     _lock = threading.Lock()
@@ -150,9 +206,14 @@ class Library:
     def __init__(self, path: Optional[os.PathLike] = None):
         self.path = Path(path) if path else find_library()
         lib = self.lib = ctypes.CDLL(str(self.path))
-        for name, (restype, argtypes) in _SIGNATURES.items():
+        self.version = self._check_version()
+        for name, (restype, argtypes, errcheck) in _SIGNATURES.items():
+            if not hasattr(lib, name):
+                raise BindingError(f"{self.path.name} (whisper.cpp {self.version}) has no {name}(): {INSTALL}")
             function = getattr(lib, name)
             function.restype, function.argtypes = restype, argtypes
+            if errcheck is not None:
+                function.errcheck = errcheck
         self._check_layout()
 
     @classmethod
@@ -177,13 +238,44 @@ class Library:
         finally:
             self.lib.whisper_free_context_params(ref)
 
+    def forward_logs(self) -> None:
+        """Send whisper.cpp's log lines (model loading, "failed to encode" for every aborted
+        decode, ...) to the Python logger "whisper.cpp" at debug level instead of stderr.
+
+        whisper.cpp has one log callback per process, so this installs it once, whoever asks
+        and from whichever thread, and it stays for the process's life. At exit it is handed
+        back to whisper.cpp's own before the interpreter goes: a Python callback that whisper.cpp
+        calls during interpreter shutdown crashes the process."""
+        global _log_callback
+        with _log_lock:
+            if _log_callback is not None:
+                return
+            callback = LogCallback(_log_line)
+            self.lib.whisper_log_set(callback, None)
+            _log_callback = callback  # a ctypes callback must outlive every call into it
+            atexit.register(self.lib.whisper_log_set, LogCallback(), None)  # NULL: whisper.cpp's own
+
+    def _check_version(self) -> str:
+        supported = ", ".join(SUPPORTED_VERSIONS)
+        if not hasattr(self.lib, "whisper_version"):
+            raise BindingError(f"{self.path} has no whisper_version(): it is not libwhisper, or an older "
+                               f"whisper.cpp; this binding supports whisper.cpp {supported}: {INSTALL}")
+        function = self.lib.whisper_version
+        function.restype, function.argtypes = c_char_p, []
+        version = (function() or b"?").decode(errors="replace")
+        if version not in SUPPORTED_VERSIONS:
+            raise BindingError(f"{self.path.name} is whisper.cpp {version}, but this binding was checked against "
+                               f"whisper.cpp {supported} only (its structs are passed by value: another layout "
+                               f"corrupts memory): {INSTALL}")
+        return version
+
     def _check_layout(self) -> None:
         cparams = self.context_params()
         wrong = [f"{name}={getattr(cparams, name)!r} (expected {value!r})" for name, value in _CONTEXT_DEFAULTS.items()
                  if getattr(cparams, name) != value]
         if wrong:
             raise BindingError(f"{self.path.name}: whisper_context_params layout differs from whisper.cpp "
-                               f"1.8.5's: {', '.join(wrong)}")
+                               f"{self.version}'s: {', '.join(wrong)}")
         params = self.default_params()
         wrong = [f"{name}={getattr(params, name)!r} (expected {value!r})" for name, value in _DEFAULTS.items()
                  if not math.isclose(getattr(params, name), value, rel_tol=1e-6, abs_tol=1e-9)]
@@ -192,7 +284,16 @@ class Library:
                 wrong.append(f"vad_params.{name}={getattr(params.vad_params, name)!r} (expected {value!r})")
         if wrong:
             raise BindingError(f"{self.path.name}: whisper_full_params layout differs from whisper.cpp "
-                               f"1.8.5's: {', '.join(wrong)}")
+                               f"{self.version}'s: {', '.join(wrong)}")
+
+
+_log_lock = threading.Lock()
+_log_callback: Optional[Any] = None  # the LogCallback installed by Library.forward_logs
+
+
+def _log_line(level: int, text: Optional[bytes], user_data: Any) -> None:
+    if text:
+        _WHISPER_LOGGER.debug(text.decode("utf-8", "replace").rstrip())
 
 
 @dataclass(frozen=True)
@@ -205,20 +306,36 @@ class Decoded:
     logprob: float = 0.0
 
 
+class ClosedError(ValueError):
+    """A Context used after close(): its whisper_context is freed, so nothing may reach C."""
+
+
 class Context:
-    """One whisper.cpp model loaded through this binding. Not thread-safe: the caller locks."""
+    """One whisper.cpp model loaded through this binding. Not thread-safe: the caller locks
+    (close() included)."""
 
     def __init__(self, model_path: os.PathLike, use_gpu: bool = True, library: Optional[Library] = None):
         self.library = library or Library.shared()
         self.model_path = Path(model_path)
+        self._ctx: Optional[int] = None
         cparams = self.library.context_params()
         cparams.use_gpu = use_gpu
         self._ctx = self.library.lib.whisper_init_from_file_with_params(str(self.model_path).encode(), cparams)
-        if not self._ctx:
-            raise BindingError(f"whisper.cpp could not load {self.model_path}")
         self._eot = self.library.lib.whisper_token_eot(self._ctx)
         self.n_vocab = self.library.lib.whisper_n_vocab(self._ctx)
         self._prompt_cached: Optional[bool] = None  # see continuations()
+
+    @property
+    def handle(self) -> int:
+        """The whisper_context pointer, for every call into C: raises ClosedError after close()
+        (libwhisper would dereference the NULL)."""
+        if not self._ctx:
+            raise ClosedError(f"the whisper.cpp context of {self.model_path.name} is closed")
+        return self._ctx
+
+    @property
+    def closed(self) -> bool:
+        return not self._ctx
 
     @property
     def eot(self) -> int:
@@ -227,16 +344,14 @@ class Context:
     def tokenize(self, text: str) -> List[int]:
         n = len(text.encode()) + 8  # never more tokens than bytes
         buf = (c_int32 * n)()
-        got = self.library.lib.whisper_tokenize(self._ctx, text.encode(), buf, n)
-        if got < 0:
-            raise BindingError(f"whisper_tokenize needed {-got} tokens for {text[:40]!r}")
+        got = self.library.lib.whisper_tokenize(self.handle, text.encode(), buf, n)
         return list(buf[:got])
 
     def prompt_tokens(self, prompt: Optional[str], language: str = "en") -> List[int]:
         """The tokens whisper_full puts before the text of a decode without timestamps: the
         initial prompt after <|startofprev|> (its last n_text_ctx/2 tokens), <|startoftranscript|>,
         language and task on a multilingual model, <|notimestamps|>."""
-        lib, ctx = self.library.lib, self._ctx
+        lib, ctx = self.library.lib, self.handle
         out: List[int] = []
         if prompt:
             out = [lib.whisper_token_prev(ctx)] + self.tokenize(prompt)[-(lib.whisper_n_text_ctx(ctx) // 2):]
@@ -250,7 +365,7 @@ class Context:
     def continuations(self, prompt: Optional[str], threads: int, language: str = "en") -> Continuations:
         """Log-probabilities of continuations of the text of the last decode(), which must have
         had this prompt and no timestamps. Whether whisper_full's KV cache still holds the prompt
-        (whisper.cpp 1.8.5's does) is checked once, against decoding the prompt afresh."""
+        (whisper.cpp 1.8.4's and 1.8.5's do) is checked once, against decoding the prompt afresh."""
         tokens = self.prompt_tokens(prompt, language)
         if self._prompt_cached is None:
             reused = Continuations(self, tokens, threads, True).after([])
@@ -262,12 +377,14 @@ class Context:
 
     def vocabulary(self) -> List[bytes]:
         """The text tokens' bytes, by id (the special tokens from end-of-text on excluded)."""
-        return [self.library.lib.whisper_token_to_str(self._ctx, i) or b"" for i in range(self._eot)]
+        ctx = self.handle
+        return [self.library.lib.whisper_token_to_str(ctx, i) or b"" for i in range(self._eot)]
 
     def close(self) -> None:
-        if self._ctx:
-            self.library.lib.whisper_free(self._ctx)
-            self._ctx = None
+        """Free the model; later calls raise ClosedError. Closing twice is harmless."""
+        ctx, self._ctx = self._ctx, None
+        if ctx:
+            self.library.lib.whisper_free(ctx)
 
     def __del__(self):  # noqa: D105
         try:
@@ -283,7 +400,7 @@ class Context:
         the command path's settings. With them (long audio): segments, and max_len > 0 asks for
         segments of at most that many characters, split on words (subtitles). None: abort()
         said stop. Afterwards continuations() can score other texts on the same audio."""
-        lib = self.library.lib
+        lib, ctx = self.library.lib, self.handle
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         p = self.library.default_params()
         p.n_threads = threads
@@ -296,7 +413,7 @@ class Context:
         p.print_progress = p.print_realtime = p.print_timestamps = p.print_special = False
         p.audio_ctx = audio_ctx
         p.max_tokens = max_tokens
-        keep = [language.encode(), (prompt or "").encode()]
+        keep: List[Any] = [language.encode(), (prompt or "").encode()]  # alive until the call returns
         p.language = keep[0]
         p.initial_prompt = keep[1] if prompt else None
         p.suppress_blank = True
@@ -307,21 +424,22 @@ class Context:
             callback = AbortCallback(lambda _: bool(abort()))
             keep.append(callback)
             p.abort_callback = callback
-        rc = lib.whisper_full(self._ctx, p, audio.ctypes.data_as(POINTER(c_float)), audio.size)
-        if rc != 0:
-            if abort is not None and abort():
+        try:
+            lib.whisper_full(ctx, p, audio.ctypes.data_as(POINTER(c_float)), audio.size)
+        except WhisperError:
+            if abort is not None and abort():  # an aborted encode or decode fails by design
                 return None
-            raise RuntimeError(f"whisper_full failed ({rc})")
+            raise
         ids, segments, logp = [], [], []
-        for s in range(lib.whisper_full_n_segments(self._ctx)):
-            segments.append((lib.whisper_full_get_segment_t0(self._ctx, s) / 100.0,
-                             lib.whisper_full_get_segment_t1(self._ctx, s) / 100.0,
-                             lib.whisper_full_get_segment_text(self._ctx, s).decode("utf-8", "replace")))
-            for t in range(lib.whisper_full_n_tokens(self._ctx, s)):
-                i = lib.whisper_full_get_token_id(self._ctx, s, t)
+        for s in range(lib.whisper_full_n_segments(ctx)):
+            segments.append((lib.whisper_full_get_segment_t0(ctx, s) / 100.0,
+                             lib.whisper_full_get_segment_t1(ctx, s) / 100.0,
+                             lib.whisper_full_get_segment_text(ctx, s).decode("utf-8", "replace")))
+            for t in range(lib.whisper_full_n_tokens(ctx, s)):
+                i = lib.whisper_full_get_token_id(ctx, s, t)
                 if i < self._eot:
                     ids.append(i)
-                    logp.append(math.log(max(1e-12, lib.whisper_full_get_token_p(self._ctx, s, t))))
+                    logp.append(math.log(max(1e-12, lib.whisper_full_get_token_p(ctx, s, t))))
         return Decoded("".join(text for _, _, text in segments).strip(), ids, segments,
                        float(np.mean(logp)) if logp else 0.0)
 
@@ -354,13 +472,11 @@ class Continuations:
             common = min(common, len(tokens) - 1)
             seq = (self.prompt[-1:] + tokens) if common < 0 else tokens[common:]
             n_past = len(self.prompt) + common
-        lib = self.context.library.lib
-        rc = lib.whisper_decode(self.context._ctx, (c_int32 * len(seq))(*seq), len(seq), n_past, self.threads)
-        if rc != 0:
-            raise RuntimeError(f"whisper_decode failed ({rc})")
+        lib, ctx = self.context.library.lib, self.context.handle
+        lib.whisper_decode(ctx, (c_int32 * len(seq))(*seq), len(seq), n_past, self.threads)
         self.calls += 1
         self._cached = tokens
-        row = np.ctypeslib.as_array(lib.whisper_get_logits(self.context._ctx),
+        row = np.ctypeslib.as_array(lib.whisper_get_logits(ctx),
                                     shape=(len(seq), self.context.n_vocab))[-1].astype(np.float64)
         top = row.max()
         return row - top - math.log(np.exp(row - top).sum())

@@ -4,9 +4,11 @@ A streaming detector: feed 16 kHz int16 audio in blocks of any size; it returns 
 when the word was heard. The models see 40 log-mel features every 10 ms and score every
 third feature frame (30 ms); a wake is the mean of the last few scores (the model's
 `sliding_window_size`, 5 = 150 ms) above a probability cutoff. Waiting costs little:
-buffers are allocated once, and the 10 ms steps call the C frontend and the TFLite
-interpreter directly instead of building bytes and arrays for every step the way
-`MicroWakeWordFeatures.process_streaming` does.
+buffers are allocated once, and the 10 ms steps call pymicro-features' MicroFrontend and a
+TFLite interpreter bound to those buffers (wake/tflite.py) instead of building arrays for
+every step the way `MicroWakeWord.process_streaming_prob` does. From pymicro-wakeword only
+its public API is used: the built-in model's file, probability cutoff and window size, and
+the TFLite library it ships.
 
 `t` in a Wake counts the audio fed since construction or reset(). The detector fires a
 little after the word ends (the model waits to hear it all, then the window mean has to
@@ -24,12 +26,14 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 import numpy as np
-from micro_features_cpp import create_frontend, process_samples, reset_frontend
+from pymicro_features import MicroFrontend
 from pymicro_wakeword import MicroWakeWord, Model
 
 from ..audio import SAMPLE_RATE
+from .tflite import StreamingModel
 
 STEP = 160  # samples per feature step (10 ms)
+N_FEATURES = 40  # log-mel features per step, pymicro-features' frontend
 
 WAKE_WORDS: tuple[str, ...] = tuple(m.value for m in Model)  # okay_nabu, hey_jarvis, ...
 
@@ -134,44 +138,44 @@ class WakeDetector:
         if word not in WAKE_WORDS:
             raise ValueError(f"unknown wake word {word!r}; valid words: {', '.join(WAKE_WORDS)}")
         self.word = word
-        self._mww = MicroWakeWord.from_builtin(Model(word))
-        default = DEFAULT_CUTOFFS.get(word, self._mww.probability_cutoff)  # json's value
+        # pymicro-wakeword's own loader, for the model's file, settings and TFLite library; the
+        # model then runs in an interpreter of ours (see the module docstring)
+        builtin = MicroWakeWord.from_builtin(Model(word))
+        try:
+            self._model = StreamingModel(builtin.tflite_model, builtin.libtensorflowlite_c_path)
+            json_cutoff, self._window = float(builtin.probability_cutoff), int(builtin.sliding_window_size)
+        finally:
+            builtin.close()
+        self.authors_cutoff = json_cutoff  # the model authors' cutoff (its json), for comparisons
+        default = DEFAULT_CUTOFFS.get(word, json_cutoff)
         self.cutoff = float(default if sensitivity is None else sensitivity)
         self.gate = Gate(self.cutoff, refractory_s)
         self.lag_s = DETECTION_LAG_S.get(word, 0.15)
-        self._window = int(self._mww.sliding_window_size)
-        self._stride = int(self._mww.stride)
-        # quantisation: int8 = round(f / scale + zero_point), as the library does
-        self._in_scale = 1.0 / float(self._mww.input_scale)
-        self._in_zero = float(self._mww.input_zero_point)
-        info = np.iinfo(self._mww.input_dtype)
+        model = self._model
+        if len(model.input_shape) != 3 or model.input_shape[0] != 1 or model.input_shape[2] != N_FEATURES:
+            raise ValueError(f"{word}: model input {model.input_shape}, not (1, stride, {N_FEATURES})")
+        self._stride = model.input_shape[1]  # feature steps per inference: 3 = 30 ms
+        # quantisation: int8 = round(f / scale + zero_point), clipped to the type's range
+        self._in_scale = 1.0 / model.input_scale
+        self._in_zero = float(model.input_zero_point)
+        info = np.iinfo(model.input_dtype)
         self._q_lo, self._q_hi = float(info.min), float(info.max)
-        self._out_scale = float(self._mww.output_scale)
-        self._out_zero = int(self._mww.output_zero_point)
-        self._frontend = create_frontend()
+        self._out_scale = model.output_scale
+        self._out_zero = model.output_zero_point
+        self._frontend = MicroFrontend()
         # preallocated once; the 10 ms loop only fills them in
-        self._feats = np.zeros((1, self._stride, 40), np.float32)
-        self._quant = np.zeros((1, self._stride, 40), self._mww.input_dtype)
-        self._out = np.zeros(1, self._mww.output_dtype)
+        self._feats = np.zeros((1, self._stride, N_FEATURES), np.float32)
+        self._quant = np.zeros((1, self._stride, N_FEATURES), model.input_dtype)
+        self._out = np.zeros(model.output_nbytes // model.output_dtype.itemsize, model.output_dtype)
+        model.bind(self._quant, self._out)
         self._carry = np.zeros(STEP, np.int16)  # partial 10 ms step between blocks
         self._probs = [0.0] * self._window  # ring of the last scores
-        self._bind()
         self.reset()
-
-    def _bind(self) -> None:
-        # the interpreter is recreated by MicroWakeWord.reset(): re-read its handles
-        m = self._mww
-        self._lib = m.lib
-        self._interp = m.interpreter
-        self._in_tensor, self._out_tensor = m.input_tensor, m.output_tensor
-        self._quant_ptr = self._quant.ctypes.data
-        self._out_ptr = self._out.ctypes.data
 
     def reset(self) -> None:
         """Forget all audio: model state, features, refractory; t restarts at 0."""
-        self._mww.reset()  # reloads the interpreter (~0.4 ms): its streaming state is internal
-        self._bind()
-        reset_frontend(self._frontend)
+        self._model.reset()  # a new interpreter (~0.4 ms): the model's streaming state lives there
+        self._frontend.reset()
         self.gate.reset()
         self._n_carry = 0
         self._n_feats = 0
@@ -182,7 +186,7 @@ class WakeDetector:
         self.score = 0.0  # latest window mean, for tuning and display
 
     def close(self) -> None:
-        self._mww.close()
+        self._model.close()
 
     def process(self, block: np.ndarray) -> Wake | None:
         """Feed 16 kHz mono int16 audio; returns the first Wake it contains, if any."""
@@ -230,7 +234,7 @@ class WakeDetector:
     def _step(self, chunk: np.ndarray) -> bool:
         """One 10 ms step; True when the model ran and self.score is new (every 30 ms)."""
         self._samples += STEP
-        feats, _ = process_samples(self._frontend, chunk)
+        feats = self._frontend.process_samples(chunk.tobytes()).features
         if not feats:  # the first 20 ms only fill the 30 ms analysis window
             return False
         f = self._feats
@@ -244,10 +248,7 @@ class WakeDetector:
         np.rint(f, out=f)
         np.clip(f, self._q_lo, self._q_hi, out=f)
         np.copyto(self._quant, f, casting="unsafe")
-        lib = self._lib
-        lib.TfLiteTensorCopyFromBuffer(self._in_tensor, self._quant_ptr, self._quant.nbytes)
-        lib.TfLiteInterpreterInvoke(self._interp)
-        lib.TfLiteTensorCopyToBuffer(self._out_tensor, self._out_ptr, self._out.nbytes)
+        self._model.invoke()  # self._quant in, self._out out
         prob = (int(self._out[0]) - self._out_zero) * self._out_scale
         # running mean of the last `window` scores (0 until it is full, as upstream); the
         # shipped models' scores are multiples of 1/256, so the sum is exact: no drift
