@@ -144,7 +144,7 @@ def test_the_builtin_sentences_read_as_hassil_reads_them():
         lists, rules = sentence.scope.lists, sentence.scope.rules
         ours = sentence.walk(Sentences(most=500))
         sampled = sample_expression(sentence.sentence.expression, dict(lists), dict(rules), expand_ranges=False)
-        theirs = [" ".join(re.sub(r"\{\w+\}", lambda m: _placeholder(m.group(), lists), text).split())
+        theirs = [" ".join(re.sub(r"\{\w+\}", lambda m, lists=lists: _placeholder(m.group(), lists), text).split())
                   for text in itertools.islice(sampled, 500)]
         assert ours == theirs, sentence.text
         compared += len(ours)

@@ -324,7 +324,7 @@ def _symbols(tokens: List[Token]) -> List[Token]:
             out.append(Token("times", t.start, t.end))
         elif t.text == "-" and prev_num and next_num:
             out.append(Token("minus", t.start, t.end))
-        elif t.text == "-" and next_num and after.start == t.end and not prev_num:
+        elif t.text == "-" and after is not None and next_num and after.start == t.end and not prev_num:
             # "-5": a negative number. Merged into the next token below.
             out.append(t)
         elif t.text in ("-", "="):
