@@ -72,7 +72,11 @@ def sentences(template: str, lists=None, rules=None) -> List[str]:
 def test_words_are_glued_where_the_template_continues_a_word():
     assert sentences("set a timer[s]") == ["set a timer", "set a timers"]
     assert sentences("set a timer [please]") == ["set a timer", "set a timer please"]
-    assert sentences("(on|off)line") == ["off line", "on line"]  # after a group: a word of its own
+    assert sentences("(on|off)line") == ["offline", "online"]  # every branch ends mid-word
+    assert sentences("pick (a|the)pple") == ["pick apple", "pick thepple"]
+    assert sentences("on[e]s") == ["ones", "ons"]  # an empty branch leaves the word as it was
+    assert sentences("(a |b)c") == ["a c", "b c"]  # branches that disagree: a new word
+    assert sentences("{n}[s]", {"n": {"range": {"from": 1, "to": 2}}}) == ["<number>", "<number> s"]
 
 
 def test_alternatives_optionals_and_permutations():
@@ -149,6 +153,33 @@ def test_the_builtin_sentences_read_as_hassil_reads_them():
         assert ours == theirs, sentence.text
         compared += len(ours)
     assert compared > 5000
+
+
+GLUED = {
+    "language": "en",
+    "lists": {"fruit": {"values": ["apple", {"in": "(red|blue)berry", "out": "berry"}]}},
+    "intents": {"Eat": {"data": [{"sentences": ["eat [the] {fruit}", "go (on|off)line [now]"]}]}},
+}
+
+
+def test_hassil_the_grammar_and_the_fuzzy_matcher_read_a_template_alike():
+    """A word made of a group and text: hassil matches it as one word, so the grammar lets
+    whisper write it as one and the fuzzy matcher measures near-misses against it."""
+    from hassil import recognize
+
+    from assistant.asr.grammar import CommandGrammar
+    from assistant.intents.packs import pack_from_dict
+
+    intents = Intents.from_dict(GLUED)
+    for sentence in for_each_sentence(intents):
+        sampled = sample_expression(sentence.sentence.expression, dict(sentence.lists), dict(sentence.rules))
+        assert sentence.walk(Sentences()) == [" ".join(text.split()) for text in sampled]
+    assert recognize("eat redberry", intents) and not recognize("eat red berry", intents)
+    dfa = CommandGrammar.from_intents(intents).dfa
+    assert dfa.accepts(" Eat the blueberry.") and dfa.accepts(" Go online now.")
+    assert not dfa.accepts(" Eat the blue berry.") and not dfa.accepts(" Go on line.")
+    match = Dispatcher([pack_from_dict(GLUED)]).match("eat the bluebery")
+    assert match is not None and match.fuzzy and match.slots == {"fruit": "berry"}
 
 
 def _placeholder(name: str, lists) -> str:

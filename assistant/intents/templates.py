@@ -10,10 +10,11 @@ rules nobody defined, so that packs can drop those sentences before anything els
 `walk(expression, scope, builder)` is a fold: the builder says what a run of words, a sequence, an
 alternative and each kind of {list} become, and the walker does the rest:
 
-- a TextChunk is its words; the first is `glued` to the word before it when the chunk starts
-  mid-word ("timer" + "[s]" is "timers");
-- in a Sequence, an item is glued on when the item before it is text that does not end in white
-  space;
+- a TextChunk is its words; the first is `glued` to the word before it when the text before
+  the chunk ends mid-word and the chunk does not start with white space ("timer[s]" is "timers");
+- text ends mid-word after a chunk that does not end in white space, a group all of whose
+  branches end mid-word ("(red|blue)berry" is "redberry", as hassil reads it), or an empty chunk
+  after text that did; never after a {list}, whose value is words of its own;
 - an Alternative (hassil's optional "[a]" is "(a|)") is its branches, a Permutation "(a;b)" the
   alternative of its orders;
 - a <rule> is its body, walked in place; a rule that reaches itself is a RecursiveRule;
@@ -139,33 +140,62 @@ class Builder(ABC, Generic[F]):
 
 def walk(expr: Expression, scope: Scope, builder: Builder[F], glued: bool = False) -> F:
     """Fold a template expression with builder; glued: its first word joins the word before it."""
+    return _walk(expr, scope, builder, glued).built
+
+
+@dataclass(frozen=True)
+class _Walked(Generic[F]):
+    built: F
+    mid_word: bool  # the text ends mid-word: what follows is glued on
+
+
+def _walk(expr: Expression, scope: Scope, builder: Builder[F], glued: bool) -> _Walked[F]:
     if isinstance(expr, TextChunk):
-        return builder.text(expr.text.split(), glued and not expr.text[:1].isspace())
+        text = expr.text
+        built = builder.text(text.split(), glued and not text[:1].isspace())
+        return _Walked(built, not text[-1:].isspace() if text else glued)
     if isinstance(expr, Permutation):
         orders = [SequenceExpr(items=list(order)) for order in itertools.permutations(expr.items)]
-        return walk(Alternative(items=list(orders)), scope, builder, glued)
+        return _walk(Alternative(items=list(orders)), scope, builder, glued)
     if isinstance(expr, Alternative):
-        return builder.alternative(walk(item, scope, builder, glued) for item in expr.items)
+        endings: List[bool] = []
+        built = builder.alternative(_branches(expr.items, scope, builder, glued, endings))
+        # "(red|blue)berry" is one word, as hassil reads it; "(a |b)c" is taken as two.
+        return _Walked(built, bool(endings) and all(endings))
     if isinstance(expr, SequenceExpr):
-        return builder.sequence(_items(expr.items, scope, builder, glued))
+        ending: List[bool] = []
+        built = builder.sequence(_items(expr.items, scope, builder, glued, ending))
+        return _Walked(built, bool(ending) and ending[0])
     if isinstance(expr, RuleReference):
         body, inner = scope.rule(expr)
-        return walk(body, inner, builder, glued)
+        return _walk(body, inner, builder, glued)
     if isinstance(expr, ListReference):
         kind = scope.list_kind(expr)
         if kind is ListKind.NUMBER:
-            return builder.number(expr)
-        if kind is ListKind.VALUES:
-            return builder.values(expr, scope.values(expr), scope)
-        return builder.wildcard(expr)
+            built = builder.number(expr)
+        elif kind is ListKind.VALUES:
+            built = builder.values(expr, scope.values(expr), scope)
+        else:
+            built = builder.wildcard(expr)
+        return _Walked(built, False)  # a list's value is words of its own
     raise TemplateError(f"unexpected expression {expr!r}")
 
 
-def _items(items: Sequence[Expression], scope: Scope, builder: Builder[F], glued: bool) -> Iterator[F]:
+def _branches(items: Sequence[Expression], scope: Scope, builder: Builder[F], glued: bool,
+              endings: List[bool]) -> Iterator[F]:
     for item in items:
-        yield walk(item, scope, builder, glued)
-        # The next item is glued on when this text ends mid-word ("timer" + "[s]").
-        glued = isinstance(item, TextChunk) and bool(item.text) and not item.text[-1:].isspace()
+        walked = _walk(item, scope, builder, glued)
+        endings.append(walked.mid_word)
+        yield walked.built
+
+
+def _items(items: Sequence[Expression], scope: Scope, builder: Builder[F], glued: bool,
+           ending: List[bool]) -> Iterator[F]:
+    for item in items:
+        walked = _walk(item, scope, builder, glued)
+        glued = walked.mid_word  # the next item is glued on when this one ends mid-word
+        yield walked.built
+    ending.append(glued)
 
 
 # -- every sentence of a set of intents --------------------------------------------------------
