@@ -1,4 +1,4 @@
-"""Intent packs: folders of hassil sentence templates plus Python handlers.
+"""Intent packs: folders of hassil sentence templates plus Python handlers, loaded and merged.
 
 A pack is a folder (IntentsConfig.paths, "intents/" by default). Every *.yaml
 file in it (subfolders too) is hassil's format -- `intents:`, `lists:`,
@@ -18,6 +18,10 @@ Besides hassil's keys, an intent may carry a few of ours (hassil ignores them):
 
 Templates are spelled the way normalize() spells speech ("What's" becomes
 "what is", "one" becomes "1"), so authors can write them naturally.
+
+merge_packs() makes one set of intents of the packs in order (a later pack's lists, rules,
+intent keys and handlers win) and drops, with an error each, the sentences that refer to a list
+or rule nobody defined (templates.check).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ alternative and each kind of {list} become, and the walker does the rest:
 - an Alternative (hassil's optional "[a]" is "(a|)") is its branches, a Permutation "(a;b)" the
   alternative of its orders;
 - a <rule> is its body, walked in place; a rule that reaches itself is a RecursiveRule;
-- a {list} is a number when it is a range list or an inline range ({n:1..10}), its values when it
+- a {list} is a number when it is a range list or an inline range ({1..10:n}), its values when it
   is a text list (each value's own template, walked by whoever needs it), and a wildcard otherwise;
   a list or rule the scope lacks is an UndefinedReference.
 
@@ -100,14 +100,17 @@ class Scope:
         assert isinstance(slot_list, TextSlotList)
         return tuple(value.text_in for value in slot_list.values)
 
-    def rule(self, ref: RuleReference) -> Tuple[Expression, Scope]:
-        """A rule's body, and the scope to walk it in."""
+    def rule(self, ref: RuleReference) -> Expression:
+        """A rule's body, to walk in `inside(ref)`."""
         if ref.rule_name not in self.rules:
             raise UndefinedReference(f"rule <{ref.rule_name}>")
         if ref.rule_name in self.rules_open:
             raise RecursiveRule(self.rules_open[self.rules_open.index(ref.rule_name):] + (ref.rule_name,))
-        inner = Scope(self.lists, self.rules, self.rules_open + (ref.rule_name,))
-        return self.rules[ref.rule_name].expression, inner
+        return self.rules[ref.rule_name].expression
+
+    def inside(self, ref: RuleReference) -> Scope:
+        """The scope within a rule's body."""
+        return Scope(self.lists, self.rules, self.rules_open + (ref.rule_name,))
 
 
 class Builder(ABC, Generic[F]):
@@ -167,8 +170,7 @@ def _walk(expr: Expression, scope: Scope, builder: Builder[F], glued: bool) -> _
         built = builder.sequence(_items(expr.items, scope, builder, glued, ending))
         return _Walked(built, bool(ending) and ending[0])
     if isinstance(expr, RuleReference):
-        body, inner = scope.rule(expr)
-        return _walk(body, inner, builder, glued)
+        return _walk(scope.rule(expr), scope.inside(expr), builder, glued)
     if isinstance(expr, ListReference):
         kind = scope.list_kind(expr)
         if kind is ListKind.NUMBER:
