@@ -338,7 +338,7 @@ DOORS = {
 
 def test_near_tie_is_refused(caplog):
     doors = Dispatcher([pack_from_dict(DOORS)], config())
-    with caplog.at_level(logging.INFO, logger="assistant.intents.dispatcher"):
+    with caplog.at_level(logging.INFO, logger="assistant.intents"):
         assert doors.match("open the fed door") is None  # "fed" is as close to "red" as to "bed"
     assert "RedDoor" in caplog.text and "BedDoor" in caplog.text
     clear = doors.match("open the rad door")  # closer to "red" than to "bed"
@@ -451,7 +451,7 @@ def test_handler_that_raises_is_logged_and_answered(caplog):
         raise RuntimeError("kaboom")
 
     d = Dispatcher([_pack({"Boom": boom})], config())
-    with caplog.at_level(logging.ERROR, logger="assistant.intents.dispatcher"):
+    with caplog.at_level(logging.ERROR, logger="assistant.intents"):
         result = d.handle("do the boom thing")
     assert (result.intent, result.reply, result.error) == ("Boom", d.config.failed, "failed")
     assert "Boom" in caplog.text and "kaboom" in caplog.text
@@ -468,7 +468,7 @@ def test_slow_handler_times_out(caplog):
     d = Dispatcher([_pack({"Slow": slow})], config(handler_timeout_s=0.2))
     try:
         start = time.monotonic()
-        with caplog.at_level(logging.ERROR, logger="assistant.intents.dispatcher"):
+        with caplog.at_level(logging.ERROR, logger="assistant.intents"):
             result = d.handle("do the slow thing")
         assert time.monotonic() - start < 1.0
         assert (result.intent, result.reply, result.error) == ("Slow", d.config.failed, "timeout")

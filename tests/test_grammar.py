@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import pickle
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hassil import Intents
 from hassil.intents import RangeSlotList
 from hassil.sample import sample_expression
 
@@ -20,7 +22,9 @@ from assistant import config as config_mod
 from assistant.asr import libwhisper as cwhisper
 from assistant.audio import load_audio
 from assistant.intents.dispatcher import Dispatcher
+from assistant.intents.templates import for_each_sentence
 from assistant.asr.grammar import CommandGrammar, TokenIndex, acceptable, cache_path
+from assistant.asr.grammar.cache import dfa_from_json
 from assistant.asr.engine import Aborted
 
 COMMANDS = DATA / "commands"
@@ -55,19 +59,15 @@ def whisper_style(sentence: str) -> str:
 def samples(dispatcher, per_template: int = 6):
     """(intent, sentence) for the first few sentences of every template, numbers as 12.
     (hassil would expand a range into a list of all its numbers: -10^9..10^9 does not fit in memory.)"""
-    intents = dispatcher.intents
-    for intent in intents.intents.values():
-        for data in intent.data:
-            lists = {**intents.slot_lists, **data.slot_lists}
-            rules = {**intents.expansion_rules, **data.expansion_rules}
+    for template in for_each_sentence(dispatcher.intents):
+        lists = dict(template.lists)
 
-            def number(m):
-                return "12" if isinstance(lists.get(m.group(1)), RangeSlotList) else m.group(0)
+        def number(m, lists=lists):
+            return "12" if isinstance(lists.get(m.group(1)), RangeSlotList) else m.group(0)
 
-            for template in data.sentences:
-                texts = sample_expression(template.expression, lists, rules, expand_ranges=False)
-                for text in itertools.islice(texts, per_template):
-                    yield intent.name, " ".join(re.sub(r"\{(\w+)\}", number, text).split())
+        texts = sample_expression(template.sentence.expression, lists, dict(template.rules), expand_ranges=False)
+        for text in itertools.islice(texts, per_template):
+            yield template.intent, " ".join(re.sub(r"\{(\w+)\}", number, text).split())
 
 
 # -- the automaton ------------------------------------------------------------------------
@@ -139,6 +139,45 @@ def test_a_corrupt_cache_file_is_rebuilt(dispatcher, tmp_path):
     cache_path(key, tmp_path).write_bytes(b"not a pickle")
     g = CommandGrammar.cached(dispatcher.intents, key, tmp_path)
     assert g.dfa.accepts(" What time is it?")
+
+
+def test_the_cache_is_json_data(dispatcher, tmp_path):
+    key = json.dumps(dispatcher.data, sort_keys=True, default=str)
+    built = CommandGrammar.cached(dispatcher.intents, key, tmp_path)
+    path = cache_path(key, tmp_path)
+    assert path.suffix == ".json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert dfa_from_json(data) == built.dfa
+
+
+TIME = Intents.from_dict({"language": "en", "intents": {"GetTime": {"data": [{"sentences": ["what time is it"]}]}}})
+
+
+def _moved_out_of_range(data):
+    data["moves"][0] = {c: len(data["moves"]) for c in data["moves"][0]}
+    return data
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: b"not json",
+    lambda data: json.dumps(data).encode()[:-40],  # cut short
+    lambda data: pickle.dumps(data),  # a pickle where the JSON belongs
+    lambda data: b"\xff\xfe" + json.dumps(data).encode(),  # not UTF-8
+    lambda data: json.dumps(dict(data, version=data["version"] - 1)).encode(),  # an older construction
+    lambda data: json.dumps([data]).encode(),
+    lambda data: json.dumps(dict(data, accepting=data["accepting"][1:])).encode(),
+    lambda data: json.dumps(dict(data, start=-1)).encode(),
+    lambda data: json.dumps(_moved_out_of_range(data)).encode(),
+    lambda data: json.dumps(dict(data, moves=[{"ab": 0}] * len(data["moves"]))).encode(),
+])
+def test_an_unusable_cache_file_is_rebuilt_and_replaced(tmp_path, damage):
+    path = cache_path("k", tmp_path)
+    CommandGrammar.cached(TIME, "k", tmp_path)
+    good = json.loads(path.read_text(encoding="utf-8"))
+    path.write_bytes(damage(json.loads(path.read_text(encoding="utf-8"))))
+    g = CommandGrammar.cached(TIME, "k", tmp_path)
+    assert g.dfa.accepts(" What time is it?") and not g.dfa.accepts(" What time is it now?")
+    assert json.loads(path.read_text(encoding="utf-8")) == good
 
 
 def test_a_held_text_is_kept_only_when_forcing_it_cost_little_in_all_and_per_word():

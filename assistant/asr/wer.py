@@ -5,24 +5,9 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Tuple
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+from ..intents.numbers import in_words as number_words
 
-
-def number_words(n: int) -> str:
-    """Spell an integer the way people read it ("1813" -> "eighteen thirteen" for years)."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if 1100 <= n < 2000 and n % 100 != 0:  # years: eighteen thirteen
-        return number_words(n // 100) + " " + number_words(n % 100)
-    if n < 1000:
-        return _ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + number_words(n % 100))
-    if n < 1_000_000:
-        return number_words(n // 1000) + " thousand" + ("" if n % 1000 == 0 else " " + number_words(n % 1000))
-    return " ".join(_ONES[int(d)] for d in str(n))
+__all__ = ["edit_distance", "normalize", "number_words", "wer"]
 
 
 def normalize(text: str) -> str:

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+from .numbers import ONES_VALUES, SCALES, TENS_VALUES
+
 
 @dataclass(frozen=True)
 class Token:
@@ -147,16 +149,6 @@ ALIASES = {
     "hr": "hours", "hrs": "hours", "ok": "okay", "nevermind": "never mind",
 }
 
-UNITS = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
-    )
-}
-TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
-SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
-
 # -- tokenising -------------------------------------------------------------------------
 
 _TOKEN = re.compile(
@@ -266,7 +258,7 @@ def _parse_number(words: Sequence[str], i: int) -> Optional[Tuple[str, int]]:
 
     if at(i) in ("a", "an") and (at(i + 1) == "hundred" or at(i + 1) in SCALES):
         total, current, last, j = 0, 1, "unit", i + 1
-    elif at(i) in UNITS or at(i) in TENS:
+    elif at(i) in ONES_VALUES or at(i) in TENS_VALUES:
         total, current, last, j = 0, 0, "", i
     else:
         return None
@@ -274,15 +266,15 @@ def _parse_number(words: Sequence[str], i: int) -> Optional[Tuple[str, int]]:
     scale_done = 10 ** 12
     while j < n:
         w = words[j]
-        if w in UNITS:
-            v = UNITS[w]
+        if w in ONES_VALUES:
+            v = ONES_VALUES[w]
             if last in ("", "hundred", "scale", "and") or (last == "tens" and 0 < v < 10):
                 current, last = current + v, "unit"
             else:
                 break
-        elif w in TENS:
+        elif w in TENS_VALUES:
             if last in ("", "hundred", "scale", "and"):
-                current, last = current + TENS[w], "tens"
+                current, last = current + TENS_VALUES[w], "tens"
             else:
                 break
         elif w == "hundred":
@@ -296,13 +288,15 @@ def _parse_number(words: Sequence[str], i: int) -> Optional[Tuple[str, int]]:
                 total, current, last, scale_done = total + current * scale, 0, "scale", scale
             else:
                 break
-        elif w == "and" and last in ("hundred", "scale") and (at(j + 1) in UNITS or at(j + 1) in TENS):
+        elif w == "and" and last in ("hundred", "scale") and (
+            at(j + 1) in ONES_VALUES or at(j + 1) in TENS_VALUES
+        ):
             last = "and"
-        elif w == "point" and last in ("unit", "tens", "hundred", "scale") and UNITS.get(at(j + 1), 10) < 10:
+        elif w == "point" and last in ("unit", "tens", "hundred", "scale") and ONES_VALUES.get(at(j + 1), 10) < 10:
             digits = []
             j += 1
-            while UNITS.get(at(j), 10) < 10:
-                digits.append(str(UNITS[words[j]]))
+            while ONES_VALUES.get(at(j), 10) < 10:
+                digits.append(str(ONES_VALUES[words[j]]))
                 j += 1
             return f"{total + current}.{''.join(digits)}", j
         else:
@@ -330,7 +324,7 @@ def _symbols(tokens: List[Token]) -> List[Token]:
             out.append(Token("times", t.start, t.end))
         elif t.text == "-" and prev_num and next_num:
             out.append(Token("minus", t.start, t.end))
-        elif t.text == "-" and next_num and after.start == t.end and not prev_num:
+        elif t.text == "-" and after is not None and next_num and after.start == t.end and not prev_num:
             # "-5": a negative number. Merged into the next token below.
             out.append(t)
         elif t.text in ("-", "="):
@@ -370,10 +364,10 @@ def _strip_phrases(tokens: List[Token]) -> List[Token]:
 
 def _template_word(m: "re.Match[str]") -> str:
     word = m.group().lower().replace("’", "'")
-    if word in UNITS:
-        return str(UNITS[word])
-    if word in TENS:
-        return str(TENS[word])
+    if word in ONES_VALUES:
+        return str(ONES_VALUES[word])
+    if word in TENS_VALUES:
+        return str(TENS_VALUES[word])
     return _split_contraction(word) or ALIASES.get(word, word)
 
 

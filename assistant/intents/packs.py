@@ -1,4 +1,4 @@
-"""Intent packs: folders of hassil sentence templates plus Python handlers.
+"""Intent packs: folders of hassil sentence templates plus Python handlers, loaded and merged.
 
 A pack is a folder: the built-in one (BUILT_IN), then the user's (IntentsConfig.paths).
 Every *.yaml file in it (subfolders too) is hassil's format -- `intents:`, `lists:`,
@@ -18,6 +18,10 @@ Besides hassil's keys, an intent may carry a few of ours (hassil ignores them):
 
 Templates are spelled the way normalize() spells speech ("What's" becomes
 "what is", "one" becomes "1"), so authors can write them naturally.
+
+merge_packs() makes one set of intents of the packs in order (a later pack's lists, rules,
+intent keys and handlers win) and drops, with an error each, the sentences that refer to a list
+or rule nobody defined (templates.check).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import copy
 import hashlib
 import importlib.util
 import logging
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import yaml
 from hassil import Intents, is_template, parse_sentence
@@ -40,6 +45,7 @@ from ..config import IntentsConfig
 from ..data import builtin_intents
 from ..errors import IntentError
 from .normalize import normalize_template
+from .templates import check
 from .timers import Timers
 
 _LOGGER = logging.getLogger(__name__)
@@ -353,3 +359,93 @@ def _load_handlers(file: Path, pack: IntentPack) -> None:
 def _error(pack: IntentPack, message: str) -> None:
     _LOGGER.error("%s", message)
     pack.errors.append(message)
+
+
+# -- merging packs ----------------------------------------------------------------------------
+
+
+@dataclass
+class MergedPacks:
+    """Packs merged in order: a later pack's lists, rules, specs and handlers win."""
+
+    data: Dict[str, Any]  # one hassil dict; sentences with broken references dropped
+    intents: Intents
+    specs: Dict[str, IntentSpec]
+    handlers: Dict[str, Handler]
+    handler_sources: Dict[str, str]  # intent -> "folder/file.py:function"
+    descriptions: Dict[str, str]  # intent -> what it does, for help
+    errors: List[str]  # the packs' errors, then the dropped sentences'
+
+
+def merge_packs(packs: Sequence[IntentPack], commands: Mapping[str, Any]) -> MergedPacks:
+    """Merge packs into one set of intents; {command} lists the allow-listed `commands`."""
+    handlers: Dict[str, Handler] = {}
+    handler_sources: Dict[str, str] = {}
+    specs: Dict[str, IntentSpec] = {}
+    data: Dict[str, Any] = {"language": "en", "intents": {}, "lists": {}, "expansion_rules": {}}
+    for pack in packs:
+        merge_dict(data, pack.data())
+        for name, spec in pack.specs().items():
+            specs[name] = _merge_spec(specs.get(name), spec)
+        for name, fn in pack.handlers.items():
+            if name in handlers:
+                _LOGGER.info("handler for '%s' from %s replaces %s", name, pack.path, handler_sources[name])
+            handlers[name] = fn
+            handler_sources[name] = f"{pack.path.name}/{pack.handler_sources[name]}"
+    _add_command_list(data, commands)
+    errors = [e for pack in packs for e in pack.errors]
+    intents = _drop_broken_sentences(data, errors)
+    descriptions = {
+        name: specs[name].description if name in specs and specs[name].description else _humanize(name)
+        for name in intents.intents
+    }
+    return MergedPacks(data, intents, specs, handlers, handler_sources, descriptions, errors)
+
+
+def _merge_spec(old: Optional[IntentSpec], new: IntentSpec) -> IntentSpec:
+    if old is None:
+        return copy.copy(new)
+    merged = copy.copy(old)
+    for key in ("description", "command", "args", "reply", "type"):
+        if getattr(new, key) is not None and getattr(new, key) != "":
+            setattr(merged, key, getattr(new, key))
+    return merged
+
+
+def _add_command_list(data: Dict[str, Any], commands: Mapping[str, Any]) -> None:
+    """{command} lists the allow-listed command names (IntentsConfig.commands)."""
+    body = data["lists"].setdefault("command", {"values": []})
+    if "values" in body:
+        body.setdefault("vocabulary", True)
+        # Spoken as words: "show_args" is said "show args".
+        body["values"] = list(body["values"]) + [
+            {"in": normalize_template(re.sub(r"[_-]+", " ", str(name))), "out": str(name)} for name in commands
+        ]
+
+
+def _drop_broken_sentences(data: Dict[str, Any], errors: List[str]) -> Intents:
+    """Drop the sentences naming a list or rule nobody defined (hassil would raise while matching),
+    or a rule that reaches itself, reporting each in errors; the intents of what is left."""
+    intents = Intents.from_dict(data)
+    broken = check(intents)
+    if not broken:
+        return intents
+    dropped: Dict[Tuple[str, int], Set[str]] = {}
+    for b in broken:
+        errors.append(f"intent '{b.sentence.intent}': template {b.sentence.text!r} uses {b.error}")
+        _LOGGER.error("%s", errors[-1])
+        dropped.setdefault((b.sentence.intent, b.sentence.block), set()).add(b.sentence.text)
+    for name in list(data["intents"]):
+        blocks = data["intents"][name]["data"]
+        kept = [dict(block, sentences=[s for s in block["sentences"] if s not in dropped.get((name, i), ())])
+                for i, block in enumerate(blocks)]
+        kept = [block for block in kept if block["sentences"]]
+        if kept:
+            data["intents"][name]["data"] = kept
+        else:
+            del data["intents"][name]
+    return Intents.from_dict(data)
+
+
+def _humanize(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
