@@ -324,7 +324,7 @@ def test_a_missing_folder_or_broken_pack_is_exit_2_everywhere(tmp_path, problem)
     r = cli_run("intents", "test", "what time is it", "--config", str(cfg))
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: ") and needle in r.stderr
     probe = ("import sys; from assistant.cli import main; code = main(sys.argv[1:]); "
-             "print(code, 'assistant.asr.engine' in sys.modules)")
+             "print(code, 'assistant.asr.libwhisper' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", probe, "--input", CLIP, "--config", str(cfg)],
                        capture_output=True, text=True, timeout=120, cwd=str(ROOT), check=False)
     assert r.stdout.strip() == "2 False", (r.stdout, r.stderr)

@@ -13,6 +13,7 @@ import pytest
 from asr import SPEECH, model_path
 from assistant.asr import libwhisper
 from assistant.asr.engine import Aborted, Engine
+from assistant.config import AsrConfig
 from assistant.audio import load_audio
 from assistant.errors import AssistantError, BindingError
 
@@ -121,7 +122,7 @@ def test_whisper_logs_go_to_python_logging_once_for_the_process(capfd, caplog):
     encode" for each): nothing reaches stderr, the lines reach the "whisper.cpp" logger, and the
     one callback installed stays installed."""
     caplog.set_level(logging.DEBUG, logger="whisper.cpp")
-    engines = [Engine(model_path(), threads=1) for _ in range(2)]
+    engines = [Engine(model_path(), AsrConfig(threads=1)) for _ in range(2)]
     installed = libwhisper._log_callback
     assert installed is not None
     errors: list = []
