@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-RUNTIME_DIR = os.environ.get("TEST_PULSE_RUNTIME_DIR", "/tmp/pulse-run")  # a second test run beside CI uses its own daemon
+# A second test run beside another one (or CI) can have a daemon of its own.
+RUNTIME_DIR = os.environ.get("TEST_PULSE_RUNTIME_DIR", "/tmp/pulse-run")
 MIC_SINK = "vmic_sink"  # play here to speak into the assistant's microphone
 MIC_SOURCE = "vmic"  # the assistant's microphone (default source)
 SPEAKER_SINK = "vspk"  # the assistant's speaker (default sink)

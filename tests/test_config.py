@@ -187,7 +187,9 @@ def test_a_bad_override_is_one_line():
 
 
 def test_listen_is_the_default_command():
-    parse = lambda *argv: cli.parser().parse_args(cli._with_command(list(argv)))
+    def parse(*argv):
+        return cli.parser().parse_args(cli._with_command(list(argv)))
+
     for args in (parse("--wake-word", "alexa"), parse("listen", "--wake-word", "alexa"), parse()):
         assert args.run is cli.cmd_listen and args.mode == "assistant" and args.events == "console"
     assert parse("--wake-word", "alexa").wake_word == "alexa"
@@ -312,7 +314,8 @@ def test_a_missing_folder_or_broken_pack_is_exit_2_everywhere(tmp_path, problem)
     assistant itself, which stops before the model loads."""
     if problem == "broken":
         (tmp_path / "mine").mkdir()
-        (tmp_path / "mine" / "bad.yaml").write_text("intents:\n  Bad:\n    data:\n      - sentences: ['open (the door']\n")
+        (tmp_path / "mine" / "bad.yaml").write_text(
+            "intents:\n  Bad:\n    data:\n      - sentences: ['open (the door']\n")
     cfg = tmp_path / "config.yaml"
     cfg.write_text("intents:\n  paths: [mine]\n")
     needle = "intent folder not found" if problem == "missing" else "bad.yaml"

@@ -772,7 +772,8 @@ def test_readme_worked_example(tmp_path):
     assert code == 0 and set(result) == {"intent", "slots", "reply"}
     assert (result["intent"], result["slots"]) == ("RollDice", {"count": 2, "sides": 20})
     rolls = re.fullmatch(r"You rolled (\d+), (\d+): (\d+) in total\.", result["reply"])
-    assert rolls and int(rolls[1]) + int(rolls[2]) == int(rolls[3]) and all(1 <= int(r) <= 20 for r in rolls.groups()[:2])
+    assert rolls and int(rolls[1]) + int(rolls[2]) == int(rolls[3])
+    assert all(1 <= int(r) <= 20 for r in rolls.groups()[:2])
 
     code, text = cli(["test", "--json", "roll a die"], cfg)
     result = json.loads(text)

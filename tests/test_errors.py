@@ -117,5 +117,5 @@ def test_config_yaml_documents_every_key():
         for f in dataclasses.fields(getattr(defaults, section)):
             assert f.name in data[section], f"config.yaml lacks {section}.{f.name}"
             assert getattr(getattr(loaded, section), f.name) == getattr(getattr(defaults, section), f.name)
-            i = next(i for i, l in enumerate(lines) if l.strip().startswith(f"{f.name}:"))
+            i = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{f.name}:"))
             assert lines[i - 1].strip().startswith("#"), f"{section}.{f.name} has no comment above it"

@@ -301,7 +301,8 @@ def test_the_search_finds_sentences_a_greedy_walk_misses(grammar, dispatcher):
     in cafe noise at 10 dB SNR.)"""
     prompt = dispatcher.vocabulary_prompt()
     e = engine()
-    cases = [("set_a_timer_for_a_minute_and_a_half.f3", 90), ("set_a_timer_for_one_hour_and_fifteen_minutes.f3.cafe", 4500)]
+    cases = [("set_a_timer_for_a_minute_and_a_half.f3", 90),
+             ("set_a_timer_for_one_hour_and_fifteen_minutes.f3.cafe", 4500)]
     def timer_seconds(text):
         m = dispatcher.match(text)
         if m is None or m.intent != "TimerStart":

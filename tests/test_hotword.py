@@ -202,7 +202,8 @@ def verifying(*wakes, word="alexa"):
     wake = config_mod.WakeConfig(word=word, listen_timeout_s=1.0, verify=[word])
     detector = ScriptedDetector(*wakes)
     detector.word = word
-    gate = HotwordGate(TurnTaking(wake, detector, events.append), check=lambda audio, answer: asked.append((audio, answer)))
+    gate = HotwordGate(TurnTaking(wake, detector, events.append),
+                       check=lambda audio, answer: asked.append((audio, answer)))
     gate.start()
     return gate, events, asked
 
@@ -332,7 +333,8 @@ def test_beep_is_short_and_soft():
 
 
 def test_bad_wake_settings_name_the_key(tmp_path):
-    for values, key in [({"word": "hey_siri"}, "wake.word"), ({"sensitivity": {"alexa": 1.5}}, "wake.sensitivity.alexa"),
+    for values, key in [({"word": "hey_siri"}, "wake.word"),
+                        ({"sensitivity": {"alexa": 1.5}}, "wake.sensitivity.alexa"),
                         ({"sensitivity": {"computer": 0.5}}, "wake.sensitivity.computer"),
                         ({"listen_timeout_s": 0}, "wake.listen_timeout_s"), ({"verify": ["siri"]}, "wake.verify"),
                         ({"ack_sound": str(tmp_path / "none.wav")}, "wake.ack_sound")]:
@@ -472,7 +474,8 @@ def test_okay_nabu_and_a_command_in_one_breath(pulse_audio, tmp_path):
     "nabu" into "set" so that the model scores just above the cutoff (0.86-0.91 of 0.85) or below
     it, and tiny.en often makes a word ("we", "do", "the pasta") of the last 30 ms of "nabu"; the
     intent is still TimerStart for 5 minutes in 7 of 12 voice/speed/noise variants tried."""
-    wav = scene(tmp_path / "one.wav", 1.0, said("okay nabu set a timer for five minutes", tmp_path, "en-us+m3", 170), 2.0)
+    command = said("okay nabu set a timer for five minutes", tmp_path, "en-us+m3", 170)
+    wav = scene(tmp_path / "one.wav", 1.0, command, 2.0)
     cfg = config(tmp_path, "wake:\n  ack_sound: null\n")
     rec = Recorder(pulse_audio, tmp_path / "reply.wav")  # recorded, the null sink plays at low latency
     try:

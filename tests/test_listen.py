@@ -108,7 +108,7 @@ def test_microphone_to_final_text_through_pulseaudio(pulse_audio, tmp_path):
     # every final follows its speech_end, and partial text arrived while the person spoke
     types = [e["type"] for e in a.events]
     assert types[0] == "listening"
-    for i, f in enumerate(finals):
+    for f in finals:
         k = a.events.index(f)
         starts = [j for j in range(k) if types[j] == "speech_start"]
         assert starts, "a final without a speech_start"
@@ -312,9 +312,14 @@ def test_the_pipeline_built_from_parts_traces_its_jobs_with_and_without_speculat
     wav = noisy_utterances(tmp_path / "three.wav")
     finals = {}
     for speculate in (True, False):
-        trace, events = [], []
+        trace: list = []
+        events: list = []
+
+        def record(phase, job, trace=trace):
+            trace.append((phase, job))
+
         pipeline = Pipeline(FileSource(str(wav), fast=True), engine(), config_mod.Config(), [events.append],
-                            speculate=speculate, decoder_trace=lambda phase, job: trace.append((phase, job)))
+                            speculate=speculate, decoder_trace=record)
         assert pipeline.run() == 0
         starts = [job for phase, job in trace if phase == "start"]
         ends = [job for phase, job in trace if phase != "start"]

@@ -135,12 +135,15 @@ def read_ggml_info(path: PathLike) -> GgmlInfo:
 # --- reading ggml -------------------------------------------------------------------------
 
 
-def _read_ggml_table(r: _Reader) -> Tuple[tuple, List[str]]:
+Hparams = Tuple[int, int, int, int, int, int, int, int, int, int, int]  # the ggml header's 11 i32, in order
+
+
+def _read_ggml_table(r: _Reader) -> Tuple[Hparams, List[str]]:
     """The 11 hparams and the tensor names; the mel filters, vocabulary and data are skipped."""
     path = r.path
     if r.size < 4 or r.unpack("I")[0] != GGML_MAGIC:
         raise ConversionError(f"{path}: not a whisper.cpp ggml file (bad magic)")
-    hparams = r.unpack("11i")
+    hparams: Hparams = r.unpack("11i")
     if min(hparams[:10]) <= 0 or max(hparams[4], hparams[8]) > 256:
         raise ConversionError(f"{path}: corrupt hyper-parameters {hparams}")
     n_mel, n_fft = r.unpack("2i")
@@ -349,7 +352,7 @@ def _load_tokens(ct2_dir: Path, n_vocab: int) -> List[bytes]:
             data = json.loads(text)
             added = {t["content"]: t["id"] for t in data.get("added_tokens", [])}
             by_id = {**data["model"]["vocab"], **added}
-            tokens = sorted(by_id, key=by_id.get)
+            tokens = sorted(by_id, key=lambda token: by_id[token])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConversionError(f"{path}: unreadable vocabulary ({e})") from e
     if _EOT not in tokens or tokens.index(_EOT) >= n_vocab:

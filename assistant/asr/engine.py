@@ -15,12 +15,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..config import AsrConfig
+
+if TYPE_CHECKING:
+    from .grammar.search import Steering
 
 FRAMES_PER_SECOND = 50  # whisper's encoder: one frame per 20 ms of audio
 FULL_AUDIO_CTX = 1500  # 30 s
@@ -98,7 +101,7 @@ class Engine:
         self.audio_ctx_margin = asr.audio_ctx_margin
         self.window_s = asr.window_s
         self._lock = threading.Lock()
-        self._steering = None  # grammar.Steering, when commands are held to the intents' grammar
+        self._steering: Optional["Steering"] = None  # grammar.Steering, when commands are held to the intents' grammar
         library = Library.shared()
         # whisper.cpp logs to stderr (e.g. "failed to encode" for every aborted partial): its lines
         # go to the "whisper.cpp" logger at debug level, installed once for the process
@@ -164,7 +167,7 @@ class Engine:
             from ..audio.denoise import subtract_noise
 
             audio = subtract_noise(audio)
-        ctx = audio_ctx if audio_ctx is not None else self.audio_ctx_for(audio.size)
+        first = audio_ctx if audio_ctx is not None else self.audio_ctx_for(audio.size)
         if not self._lock.acquire(blocking=blocking):
             return None
         try:
@@ -175,19 +178,19 @@ class Engine:
             # cannot be saved is decoded again in a wider window
             max_tokens = int(TOKENS_PER_SECOND * audio.size / SAMPLE_RATE) + 16
             text, forced, logprob, held = None, None, 0.0, False
-            hold = constrained and self._steering is not None
-            for ctx in dict.fromkeys((ctx, min(FULL_AUDIO_CTX, 2 * ctx), FULL_AUDIO_CTX)):
+            steering = self._steering if constrained else None
+            for ctx in dict.fromkeys((first, min(FULL_AUDIO_CTX, 2 * first), FULL_AUDIO_CTX)):
                 decoded = self._run(_pad(audio), ctx, prompt=prompt, abort=abort, max_tokens=max_tokens)
                 if decoded is None:  # aborted
                     break
-                if hold:  # once, on the first window's encoder output
-                    hold = False
+                if steering is not None:  # once, on the first window's encoder output
                     found = self._hold(prompt, abort, max_tokens)
                     if found is not None:
                         forced = round(found.forced, 3)
-                        if self._steering.keeps(forced, found.text):
+                        if steering.keeps(forced, found.text):
                             text, logprob, held = found.text, found.logprob, True
                             break
+                    steering = None
                 logprob = decoded.logprob
                 text = cut_loop(decoded.text, audio.size)
                 if text is not None:

@@ -108,7 +108,8 @@ class FullParams(Structure):
 # carry_initial_prompt after initial_prompt that the header on GitHub's master lacked: this
 # check found it.)
 _DEFAULTS = {"n_max_text_ctx": 16384, "suppress_blank": True, "print_timestamps": True, "thold_pt": 0.01,
-             "thold_ptsum": 0.01, "temperature": 0.0, "max_initial_ts": 1.0, "length_penalty": -1.0, "temperature_inc": 0.2, "entropy_thold": 2.4,
+             "thold_ptsum": 0.01, "temperature": 0.0, "max_initial_ts": 1.0, "length_penalty": -1.0,
+             "temperature_inc": 0.2, "entropy_thold": 2.4,
              "logprob_thold": -1.0, "no_speech_thold": 0.6, "greedy_best_of": 5, "beam_size": -1,
              "grammar_penalty": 100.0, "n_grammar_rules": 0}
 

@@ -64,7 +64,9 @@ def _split_words(words: List[str], duration: float) -> List[List[str]]:
     # enough pieces that each fits both the length and the duration limit
     n = max(1, -(-len(text) // max_chars), int(-(-duration // MAX_CUE_SECONDS)))
     while True:
-        pieces, current, size = [], [], 0
+        pieces: List[List[str]] = []
+        current: List[str] = []
+        size = 0
         budget = n_chars / n
         for w in words:
             if current and size + len(w) > budget:

@@ -221,7 +221,7 @@ class Microphone(Source):
         self.device = _find_device(self.config.device)
         self.samplerate = 0  # the rate the device was opened at
         self.overflows = 0  # PortAudio's own input overflows (the callback ran late)
-        self._stream = None
+        self._stream: Optional[Any] = None  # sounddevice.InputStream while open
         self._resampler = None
         self._flushed = False
 
@@ -329,7 +329,8 @@ def _find_device(wanted: Union[str, int, None]) -> InputDevice:
     if not matches:
         raise CaptureError(f"no input device named {wanted!r}; inputs: {_names(devices)}")
     if len(matches) > 1:
-        raise CaptureError(f"input device {wanted!r} is ambiguous: {_names(matches)}; give more of the name or the index")
+        raise CaptureError(f"input device {wanted!r} is ambiguous: {_names(matches)}; "
+                           "give more of the name or the index")
     return matches[0]
 
 

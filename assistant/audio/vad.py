@@ -106,7 +106,7 @@ class Segmenter:
         # Preallocated once: the frame being assembled (and the bytes webrtcvad reads), a float
         # copy for the level, the recent frames (pre-roll + trigger window) and the utterance.
         self._frame = np.zeros(self.frame_len, np.int16)
-        self._frame_bytes = memoryview(self._frame).cast("B")
+        self._frame_bytes = memoryview(self._frame.data).cast("B")
         self._frame_f = np.zeros(self.frame_len, np.float32)
         self._history = np.zeros((self._preroll + self._window, self.frame_len), np.int16)
         self._recent = np.zeros(self._window, bool)  # speech flags of the last frames

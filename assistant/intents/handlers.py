@@ -109,7 +109,7 @@ def run_command(name: str, args: Sequence[Any], config: IntentsConfig) -> Reply:
         _LOGGER.warning("command '%s' is not in intents.commands", name)
         return Reply(f"Sorry, {name} is not a command I may run.", dict(data, allowed=False))
     if isinstance(base, str):
-        base = shlex.split(base)  # split like a shell would, but nothing is run by one
+        base = list(shlex.split(base))  # split like a shell would, but nothing is run by one
     if not isinstance(base, list) or not base or not all(isinstance(a, (str, int, float)) for a in base):
         raise ValueError(f"intents.commands.{name} must be a list: [program, args...]")
     argv = [str(a) for a in base] + [_argv_item(a) for a in args]

@@ -132,7 +132,7 @@ def from_dict(data: Dict[str, Any]) -> Event:
     """The event a to_dict() (or a parsed JSON line) describes; unknown types are a ValueError."""
     data = dict(data)
     kind = data.pop("type", None)
-    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    cls = EVENT_TYPES.get(kind)
     if cls is None:
         raise ValueError(f"unknown event type {kind!r}")
     return cls(**data)
