@@ -38,21 +38,21 @@ class Sampler(threading.Thread):
         self.interval_s = interval_s
         self.samples: List[Sample] = []
         self._process = psutil.Process()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def __enter__(self) -> "Sampler":
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def run(self) -> None:
         while True:
             self.samples.append(Sample(time.time(), time.process_time(), self._process.memory_info().rss,
                                        busy_cpu_seconds()))
-            if self._stop.wait(self.interval_s):
+            if self._halt.wait(self.interval_s):
                 return
 
     def _span(self, a: float, b: float) -> Optional[tuple]:

@@ -61,11 +61,15 @@ def active_power(x: np.ndarray) -> float:
     return float(power[power >= power.max() * 10 ** (-ACTIVE_DB / 10)].mean())
 
 
-def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """speech + noise (as long as it) scaled to snr_db under the speech's active power."""
+def noise_gain(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
+    """The gain that puts noise (its mean power) snr_db under the speech's active power."""
     noise_power = float(np.mean(np.asarray(noise, np.float64) ** 2))
-    gain = np.sqrt(active_power(speech) / (noise_power * 10 ** (snr_db / 10)))
-    return (speech + gain * noise).astype(np.float32)
+    return float(np.sqrt(active_power(speech) / (noise_power * 10 ** (snr_db / 10))))
+
+
+def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """speech + noise (as long as it) at snr_db (noise_gain)."""
+    return (speech + noise_gain(speech, noise, snr_db) * noise).astype(np.float32)
 
 
 def add_floor(x: np.ndarray, dbfs: float, rng: np.random.Generator) -> np.ndarray:
@@ -78,7 +82,7 @@ def normalise(x: np.ndarray, peak: float = 0.5) -> np.ndarray:
     return (x * (peak / max(1e-6, float(np.abs(x).max())))).astype(np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Clip:
     """Audio with the speech bounds inside it (seconds)."""
 
