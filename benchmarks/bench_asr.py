@@ -20,13 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.asr.engine import FULL_AUDIO_CTX, Engine  # noqa: E402
-from assistant.asr.models import ct2_folder, resolve  # noqa: E402
+from assistant.asr.models import resolve  # noqa: E402
 from assistant.asr.wer import wer  # noqa: E402
 from assistant.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from assistant.config import AsrConfig  # noqa: E402
+from benchmarks.common.baseline import FasterWhisper  # noqa: E402
+from benchmarks.common.data import SPEECH as SHARED  # noqa: E402
 from benchmarks.common.stats import pct, ratio  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "speech"
 FLOORS = (256, 512, 768, 1024)  # audio_ctx floors compared (windows are multiples of 256)
 Clip = Tuple[str, np.ndarray, str]  # name, audio, reference text
 System = Callable[[np.ndarray], str]
@@ -59,20 +60,6 @@ def long_form() -> Tuple[np.ndarray, str]:
 
 
 # --- run -----------------------------------------------------------------------------------------
-
-class FasterWhisper:
-    """faster-whisper int8, beam 1, on the CTranslate2 folder whisper.cpp's model came from."""
-
-    def __init__(self, threads: int):
-        import faster_whisper
-
-        self.model = faster_whisper.WhisperModel(str(ct2_folder("tiny.en")), device="cpu",
-                                                 compute_type="int8", cpu_threads=threads)
-
-    def text(self, audio: np.ndarray, **options) -> str:
-        segments, _ = self.model.transcribe(audio, language="en", beam_size=1, **options)
-        return " ".join(s.text.strip() for s in segments)
-
 
 def short_systems(engine: Engine, fw: FasterWhisper) -> Dict[str, System]:
     return {
