@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# --- helpers shared with the benchmarks: `benchmarks.common` (one definition of where speech is) --
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:  # `python -m pytest` has it already; a bare `pytest` does not
+    sys.path.insert(0, ROOT)
 
 # --- audio devices: PulseAudio's virtual microphone and speaker (tests/pulse.py) -------------
 
