@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from assistant.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from assistant.config import AsrConfig  # noqa: E402
 from benchmarks.common.baseline import FasterWhisper  # noqa: E402
 from benchmarks.common.data import SPEECH as SHARED  # noqa: E402
+from benchmarks.common.engine import transcribe  # noqa: E402
 from benchmarks.common.stats import pct, ratio  # noqa: E402
 
 FLOORS = (256, 512, 768, 1024)  # audio_ctx floors compared (windows are multiples of 256)
@@ -37,11 +39,11 @@ System = Callable[[np.ndarray], str]
 
 def command_clips() -> List[Clip]:
     """Short real utterances (1-5.5 s) with their reference text."""
-    found = []
+    found: List[Tuple[Path, str]] = []
     for line in (SHARED / "misc" / "transcripts.tsv").read_text().splitlines():
-        path, text = line.split("\t")
-        if path.startswith(("speech/cmu", "speech/lhotse", "commands/turn", "commands/living")):
-            found.append((SHARED / "misc" / path, text))
+        rel, text = line.split("\t")
+        if rel.startswith(("speech/cmu", "speech/lhotse", "commands/turn", "commands/living")):
+            found.append((SHARED / "misc" / rel, text))
     for line in (SHARED / "pocketsphinx" / "transcripts.tsv").read_text().splitlines():
         name, text = line.split("\t")
         path = SHARED / "pocketsphinx" / f"{name}.wav"
@@ -63,8 +65,8 @@ def long_form() -> Tuple[np.ndarray, str]:
 
 def short_systems(engine: Engine, fw: FasterWhisper) -> Dict[str, System]:
     return {
-        "whisper.cpp sized audio_ctx": lambda a: engine.transcribe_command(a).text,
-        "whisper.cpp full window": lambda a: engine.transcribe_command(a, audio_ctx=FULL_AUDIO_CTX).text,
+        "whisper.cpp sized audio_ctx": lambda a: transcribe(engine, a).text,
+        "whisper.cpp full window": lambda a: transcribe(engine, a, audio_ctx=FULL_AUDIO_CTX).text,
         "faster-whisper int8": lambda a: fw.text(a, without_timestamps=True, condition_on_previous_text=False),
     }
 
@@ -87,7 +89,7 @@ def run_short(systems: Dict[str, System], clips: List[Clip], repeats: int) -> Di
     runs: Dict[str, list] = {name: [] for name in systems}
     for _, audio, ref in clips:
         for name, fn in systems.items():
-            ms, text = timed(lambda fn=fn, audio=audio: fn(audio), repeats)
+            ms, text = timed(functools.partial(fn, audio), repeats)
             runs[name].append((ms, ref, text))
     return runs
 
@@ -97,19 +99,19 @@ def run_floors(asr: AsrConfig, clips: List[Clip]) -> Dict[int, dict]:
     out = {}
     for floor in FLOORS:
         engine = Engine.from_config(dataclasses.replace(asr, audio_ctx_floor=floor), resolve(asr.model))
-        decoded = [(ref, engine.transcribe_command(audio), audio.size) for _, audio, ref in clips]
+        decoded = [(ref, transcribe(engine, audio), audio.size) for _, audio, ref in clips]
         out[floor] = {"wer": round(wer((ref, t.text) for ref, t, _ in decoded), 4),
                       "widened": sum(t.audio_ctx > engine.audio_ctx_for(n) for _, t, n in decoded)}
         del engine
     return out
 
 
-def run_long(engine: Engine, fw: FasterWhisper) -> Dict[str, dict]:
+def run_long(engine: Engine, fw: FasterWhisper) -> Dict[str, Any]:
     audio, ref = long_form()
     duration = audio.size / SAMPLE_RATE
     systems = {"whisper.cpp (assistant transcribe)": lambda: engine.transcribe(audio).text,
                "faster-whisper int8": lambda: fw.text(audio)}
-    out = {}
+    out: Dict[str, dict] = {}
     for name, fn in systems.items():
         ms, text = timed(fn, 1)
         out[name] = {"seconds": round(ms / 1000, 2), "rtf": round(ms / 1000 / duration, 4),

@@ -41,6 +41,7 @@ from assistant.pipeline import events as ev  # noqa: E402
 from assistant.pipeline.app import build  # noqa: E402
 from benchmarks.common.clock import ClockedSource  # noqa: E402
 from benchmarks.common.data import SPEECH as SHARED  # noqa: E402
+from benchmarks.common.engine import transcribe  # noqa: E402
 from benchmarks.common.pulse import NullSink  # noqa: E402
 from benchmarks.common.signal import Clip, add_floor, noise_gain, normalise, trim, write_wav  # noqa: E402
 from benchmarks.common.stats import med, pct, spread  # noqa: E402
@@ -293,8 +294,7 @@ class Setting:
 def decode_and_match(engine: Engine, dispatcher: Dispatcher, audio: np.ndarray, setting: Setting,
                      expected: Tuple[Optional[str], Dict[str, Any]]) -> dict:
     wall = time.time()
-    tr = engine.transcribe_command(audio, prompt=setting.prompt, constrained=setting.constrained,
-                                   denoise=setting.denoise)
+    tr = transcribe(engine, audio, prompt=setting.prompt, constrained=setting.constrained, denoise=setting.denoise)
     t0 = time.perf_counter()
     m = dispatcher.match(tr.text)
     match_ms = (time.perf_counter() - t0) * 1000
@@ -363,8 +363,8 @@ def other_speech_pass(engine: Engine, dispatcher: Dispatcher, prompt: Optional[s
         for cond in ("clean", "noise"):
             x, on, off = scene(clip, rng, noises[names[i % len(names)]] if cond == "noise" else None)
             audio = x[int(max(0.0, on - 0.3) * SAMPLE_RATE):int((off + 0.2) * SAMPLE_RATE)]
-            held = engine.transcribe_command(audio, prompt=prompt, constrained=True, denoise=denoise)
-            free = engine.transcribe_command(audio, prompt=prompt)
+            held = transcribe(engine, audio, prompt=prompt, constrained=True, denoise=denoise)
+            free = transcribe(engine, audio, prompt=prompt)
             m, mf = dispatcher.match(held.text), dispatcher.match(free.text)
             rows.append({"file": str(Path(f).relative_to(SHARED)), "condition": cond, "text": held.text,
                          "forced": held.forced, "held": held.held, "intent": m.intent if m else None,
@@ -470,7 +470,7 @@ def command_row(p: dict, u: Optional[dict], n_utterances: int, wall0: float) -> 
     ms = lambda e: round((e.wall - true_end) * 1000, 1) if e is not None else None  # noqa: E731
     final, intent, reply = (u["final"], u["intent"], u["reply"]) if u else (None, None, None)
     exp = (p["expected"][0], p["expected"][1])
-    got = semantics(intent.name, intent.slots) if intent else None
+    got = semantics(intent.name, intent.slots) if intent else (None, {})
     return {
         "text": p["text"], "voice": p["voice"], "stream_end_s": round(p["end"], 3),
         "final": final.text if final else None, "intent": intent.name if intent else None,
@@ -926,7 +926,7 @@ def main() -> int:
         # first: it is assembled as python -m assistant assembles it, grammar and all
         realtime = None if args.no_pipeline else realtime_pass(args.quick, engine, config, synth, Path(tmp))
     if args.only_pipeline:
-        return merge_realtime(args, realtime)
+        return merge_realtime(args, realtime) if realtime is not None else 2
     dispatcher = Dispatcher.from_config(config)
     prompt = (args.prompt if args.prompt is not None else dispatcher.vocabulary_prompt()) or None
     use_intents(engine, dispatcher, config.asr)  # the "grammar" and "raw" settings

@@ -39,6 +39,7 @@ from benchmarks.common.baseline import FasterWhisper  # noqa: E402
 from benchmarks.common.clock import ClockedSource  # noqa: E402
 from benchmarks.common.cpu import Sampler  # noqa: E402
 from benchmarks.common.data import SPEECH as SHARED  # noqa: E402
+from benchmarks.common.engine import transcribe  # noqa: E402
 from benchmarks.common.signal import Clip, add_floor, fade, normalise, trim, write_wav  # noqa: E402
 from benchmarks.common.stats import mean, med, pct, ratio, spread  # noqa: E402
 from benchmarks.common.synth import espeak, require  # noqa: E402
@@ -369,8 +370,8 @@ def decoder_fields(run: Run, job: JobRecord, decided: float, own: List[Call], sp
 
 def utterance_rows(run: Run, utts: List[Utt], timing: Timing) -> Tuple[List[dict], int]:
     """One row per utterance of the stream, and the number of segments that matched none."""
-    per = [{"name": u.name, "kind": u.kind, "ref": u.text, "speech_s": round(u.speech_s, 2), "segments": 0,
-            "text": ""} for u in utts]
+    per: List[Dict[str, Any]] = [{"name": u.name, "kind": u.kind, "ref": u.text, "speech_s": round(u.speech_s, 2),
+                                  "segments": 0, "text": ""} for u in utts]
     false_alarms = 0
     for seg in segments(run):
         end = seg.get("end")
@@ -495,8 +496,8 @@ def offline_cuts(audio: np.ndarray, vad_config, utts: List[Utt]) -> Dict[int, Li
     """The stream through a Segmenter offline: the live pipeline's cuts, by utterance."""
     seg = Segmenter(vad_config)
     by_utt: Dict[int, List[SpeechEnd]] = {}
-    for e in seg.feed(audio) + seg.flush():
-        i = assign(e.start, e.t, utts) if isinstance(e, SpeechEnd) else None
+    for e in [r for r in seg.feed(audio) + seg.flush() if isinstance(r, SpeechEnd)]:
+        i = assign(e.start, e.t, utts)
         if i is not None:
             by_utt.setdefault(i, []).append(e)
     return by_utt
@@ -505,7 +506,7 @@ def offline_cuts(audio: np.ndarray, vad_config, utts: List[Utt]) -> Dict[int, Li
 def decoders(fw: FasterWhisper, engine: Engine) -> Dict[str, Decode]:
     """The baseline (fw) and the shipped whisper.cpp call (cpp: a final without speculation)."""
     def cpp(audio16: np.ndarray) -> Tuple[float, str, int]:
-        r = engine.transcribe_command(audio16)
+        r = transcribe(engine, audio16)
         return r.decode_ms, r.text, r.audio_ctx
 
     def faster(audio16: np.ndarray) -> Tuple[float, str, int]:
@@ -530,7 +531,9 @@ def baseline_pass(cuts: Dict[int, List[SpeechEnd]], systems: Dict[str, Decode], 
 
 def summarise_baseline(store: dict, cuts: Dict[int, List[SpeechEnd]], utts: List[Utt], system: str,
                        engine: Optional[Engine] = None) -> dict:
-    per, lat, lat_cmd = [], [], []
+    per: List[Dict[str, Any]] = []
+    lat: List[float] = []
+    lat_cmd: List[float] = []
     for i, u in enumerate(utts):
         keys = [(i, j) for j in range(len(cuts.get(i, [])))]
         ms = [float(np.median(store[system][k]["ms"])) for k in keys]
@@ -554,6 +557,7 @@ class Offline:
 
     def __init__(self, default: Run, utts: List[Utt], config, engine: Engine, log: Callable[[str], None]):
         self.utts, self.engine, self.log = utts, engine, log
+        assert default.source_audio is not None
         self.cuts = offline_cuts(default.source_audio, config.vad, utts)
         live = sorted(round(e.t, 3) for _, e in default.events if isinstance(e, ev.SpeechEnded))
         self.same_cuts = live == sorted(round(e.t, 3) for c in self.cuts.values() for e in c)
@@ -660,7 +664,7 @@ def goals(ours: dict, base: dict) -> dict:
     ratios.update({f"{stat}_2to3s": ratio(ours["final_ms_2to3s"].get(stat), base["final_ms_2to3s"].get(stat))
                    for stat in ("median", "p95")})
     cmd = ours["final_ms_2to3s"]
-    faster = {stat: ratios[stat] is not None and ratios[stat] <= 1 / GOAL_RATIO for stat in ("median", "p95", "mean")}
+    faster = {stat: (ratios[stat] or float("inf")) <= 1 / GOAL_RATIO for stat in ("median", "p95", "mean")}
     return {
         "final_within_150ms_median_2to3s": cmd["median"] is not None and cmd["median"] <= GOAL_MS,
         "final_within_150ms_p95_2to3s": cmd["p95"] is not None and cmd["p95"] <= GOAL_MS,
@@ -840,8 +844,9 @@ def main() -> int:
     log(f"default run: final {ours['final_ms']}, reused {ours['speculation_reused']}/{ours['single_segment']}")
     offline = Offline(default, sc.utts, sc.config, sc.engine, log)
     offline.run_pass()
+    sweeps: List[dict] = []
+    threads_offline: Optional[dict] = None
     if args.quick:  # the second pass at once; a full run makes it between the sweeps and the thread timings
-        sweeps, threads_offline = [], None
         offline.run_pass()
     else:
         sweeps, threads_offline = sweep_all(sc, offline, log)

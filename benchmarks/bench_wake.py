@@ -44,6 +44,7 @@ from assistant.wake.detector import (  # noqa: E402
 from benchmarks.common.clock import ClockedSource  # noqa: E402
 from benchmarks.common.cpu import Sampler  # noqa: E402
 from benchmarks.common.data import SPEECH  # noqa: E402
+from benchmarks.common.engine import transcribe  # noqa: E402
 from benchmarks.common.signal import active_power, mix, normalise, speech_bounds, to_int16, trim, write_wav  # noqa: E402
 from benchmarks.common.synth import espeak  # noqa: E402
 
@@ -149,7 +150,7 @@ def synthetic_positives(noises: List[np.ndarray]) -> List[PosSet]:
     sets = []
     for word in WAKE_WORDS:
         for text in PHRASES[word]:
-            parts = []
+            parts: List[dict] = []
             for voice in ESPEAK_VOICES:
                 for speed in ESPEAK_SPEEDS:
                     said = trim(normalise(espeak(text, voice, speed)), 0.05, 0.03)
@@ -290,7 +291,7 @@ def second_opinion(engine: Engine, word: str, neg: Negatives, neg_trace: np.ndar
     hits in each positive trial) is transcribed by whisper over VERIFY_WINDOW_S before it, as the
     hotword turn does; it counts only if heard_wake_word()."""
     def heard(audio: np.ndarray, t: float) -> Tuple[bool, str]:
-        text = engine.transcribe_command(audio[max(0, int((t - VERIFY_WINDOW_S) * SR)):int(t * SR)]).text
+        text = transcribe(engine, audio[max(0, int((t - VERIFY_WINDOW_S) * SR)):int(t * SR)]).text
         return heard_wake_word(word, text), text
 
     false = []
@@ -483,9 +484,9 @@ def report_detector(results: dict, sets: List[PosSet]) -> List[str]:
     lines.append(f"\ncutoff sweep: cutoff:false wakes in {hours:.2f} h|misses clean+10dB of the first set")
     for word, r in results["words"].items():
         ps = next(p for p in sets if p.word == word)
-        cells = [f"{row['cutoff']:.2f}:{row['false_wakes']}|{row['positives'][ps.key('clean')]['missed']}"
+        sweep = [f"{row['cutoff']:.2f}:{row['false_wakes']}|{row['positives'][ps.key('clean')]['missed']}"
                  f"+{row['positives'][ps.key('10dB')]['missed']}" for row in r["sweep"]]
-        lines.append(f"{word:11} ({len(ps.conditions['clean'])}+{len(ps.conditions['10dB'])}) " + " ".join(cells))
+        lines.append(f"{word:11} ({len(ps.conditions['clean'])}+{len(ps.conditions['10dB'])}) " + " ".join(sweep))
     return lines
 
 

@@ -8,7 +8,7 @@ import io
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -42,7 +42,7 @@ class Synth:
     """Says text in a Voice; Piper voices are loaded once."""
 
     def __init__(self) -> None:
-        self._piper: Dict[str, Tuple[object, object, int]] = {}
+        self._piper: Dict[str, Tuple[Any, Any, int]] = {}
 
     def say(self, voice: Voice, text: str) -> np.ndarray:
         if voice.engine == "espeak":
@@ -58,5 +58,5 @@ class Synth:
             self._piper[package] = (model, SynthesisConfig(length_scale=model.config.length_scale),
                                     model.config.sample_rate)
         model, syn, rate = self._piper[package]
-        audio = np.concatenate([c.audio_float_array for c in model.synthesize(text, syn)])  # type: ignore[attr-defined]
+        audio = np.concatenate([c.audio_float_array for c in model.synthesize(text, syn)])
         return to_mono_16k(audio.astype(np.float32), rate)
