@@ -714,6 +714,7 @@ def denoise_report(utts: List[Utt]) -> Report:
 def loops_report(utts: List[Utt]) -> Report:
     loops = {run: sum(u.runs[run]["widened"] for u in utts) for run in ("none", "prompt")}
     examples = "; ".join(f"`{u.runs['prompt']['text'][:70]}`" for u in utts if u.runs["prompt"]["widened"])[:600]
+    examples = examples or "none"
     return [f"\nDecodes redone in a wider window because the first looked like a repetition loop that could not be "
             f"cut: {loops['none']}/{len(utts)} without the prompt, {loops['prompt']}/{len(utts)} with it (each redo is "
             f"a second or third whisper call: the decode p95). Their final texts, with the prompt: {examples}"], loops
