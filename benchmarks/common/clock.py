@@ -37,9 +37,5 @@ class ClockedSource:
             self.lateness.append(time.time() - (self.wall0 + self._samples / SAMPLE_RATE))
         return block
 
-    def at(self, t: float) -> float:
-        """Wall time at which stream second t was due."""
-        return self.wall0 + t
-
     def __getattr__(self, name: str):
         return getattr(self.source, name)
