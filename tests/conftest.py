@@ -5,9 +5,17 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
+
+# --- helpers shared with the benchmarks: `benchmarks.common` (one definition of where speech is) --
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:  # `python -m pytest` has it already; a bare `pytest` does not
+    sys.path.insert(0, ROOT)
 
 # --- configuration: the tests never read the user's own config.yaml or intents -------------------
 

@@ -1,6 +1,6 @@
 """PulseAudio in user space with virtual devices: the real capture path without a sound card.
 
-The recipe is /work/shared/notes/virtual-audio.md:
+The recipe is ../shared/notes/virtual-audio.md:
 - null sink `vspk`: where the assistant speaks (record it from `vspk.monitor`);
 - null sink `vmic_sink`: what a test "says" (`paplay --device=vmic_sink clip.wav`);
 - source `vmic`, remapped from `vmic_sink.monitor`: the default source, i.e. the assistant's microphone.

@@ -19,6 +19,7 @@ import soxr
 
 from assistant.config import WakeConfig
 from assistant.wake.detector import STEP, WAKE_WORDS, Gate, Wake, WakeDetector
+from benchmarks.common.signal import frame_db, speech_bounds
 
 DATA = Path(__file__).parent / "data" / "wakeword"
 SR = 16000
@@ -33,18 +34,6 @@ def load(path: Path) -> np.ndarray:
 
 def to_int16(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
-
-
-def frame_db(x: np.ndarray) -> np.ndarray:
-    n = len(x) // 160
-    return 10 * np.log10((x[: n * 160].reshape(n, 160).astype(np.float64) ** 2).mean(axis=1) + 1e-10)
-
-
-def speech_bounds(x: np.ndarray) -> tuple[float, float]:
-    """(start, end) seconds of the frames within 20 dB of the peak: the spoken word."""
-    db = np.convolve(np.pad(frame_db(x), 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    on = np.nonzero(db > db.max() - 20)[0]
-    return on[0] * 0.01, (on[-1] + 1) * 0.01
 
 
 def active_rms(x: np.ndarray) -> float:

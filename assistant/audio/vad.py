@@ -18,7 +18,7 @@ loudness check is there because webrtcvad holds its decision for ~100 ms after a
 utterance), and every end of speech would be placed ~100 ms late.
 
 Why hangover_ms defaults to 480 (VadConfig): measured on the 59 real recordings in
-/work/shared/speech (LJSpeech, LibriVox, LibriSpeech, CMU ARCTIC, pocketsphinx commands and
+../shared/speech (LJSpeech, LibriVox, LibriSpeech, CMU ARCTIC, pocketsphinx commands and
 digits, JFK; each one sentence, 1 s of padding, real fridge noise at -55 dBFS), counting the
 sentences this segmenter splits in two at each hangover:
     300 ms: 23/59   360: 16/59   420: 9/59   450: 4/59   480: 3/59   ...   630: 3/59

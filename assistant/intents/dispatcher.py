@@ -79,9 +79,6 @@ class Dispatcher:
         """The fuzzy matcher's index: search(words) ranks every template (diagnostics)."""
         return self.matcher.fuzzy
 
-    # benchmarks/bench_intents.py reads the index under this name for its diagnostics.
-    _fuzzy = fuzzy
-
     def match(self, text: str) -> Optional[Match]:
         """The intent of a transcript, or None when nothing is close enough."""
         return self.matcher.match(text)
