@@ -84,7 +84,7 @@ def default_threads() -> int:
 
 
 class Engine:
-    """A whisper.cpp model, through `cwhisper` (pywhispercpp's libwhisper, called directly: the
+    """A whisper.cpp model, through `libwhisper` (pywhispercpp's libwhisper, called directly: the
     grammar's search scores continuations with whisper_decode, which pywhispercpp's Python API
     does not expose, and two bindings would hold two copies of the model). Every call passes
     every parameter."""
