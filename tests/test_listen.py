@@ -135,6 +135,21 @@ def test_input_file_runs_the_same_pipeline_and_exits_0(tmp_path):
     assert ends == sorted(ends) and ends[-1] <= soundfile.info(str(wav)).duration
 
 
+def test_json_lines_stay_json_when_replies_are_only_printed(tmp_path):
+    """speaker.engine none prints each reply; with --events jsonl, stdout is the event stream and
+    every line of it must parse, so the printed reply goes to stderr."""
+    config = tmp_path / "config.yaml"
+    config.write_text("speaker:\n  engine: none\n")
+    command = DATA / "commands" / "set_an_egg_timer_for_three_minutes.wav"
+    r = subprocess.run([sys.executable, "-m", "assistant", "--events", "jsonl", "--config", str(config),
+                        "--input", str(command), "--fast"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    replies = [e["text"] for e in events if e["type"] == "reply"]
+    assert len(replies) == 1 and "3 minutes" in replies[0], events
+    assert replies[0] in r.stderr
+
+
 def test_babble_after_speech_is_not_transcribed(tmp_path):
     """The cafe noise under noisy_utterances holds babble that webrtcvad takes for speech. With
     the stream starting 3 ms later (in CI: where the capture's 30 ms frames happened to fall

@@ -26,6 +26,7 @@ import functools
 import logging
 import queue
 import signal
+import sys
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
 
 from . import events as ev
@@ -198,7 +199,9 @@ def build(config: Config, source: Source, load_engine: Callable[[Config], Any], 
 
             dispatcher = Dispatcher.from_config(config)
             closing.append(dispatcher.close)
-            speaker = Speaker(config.speaker)
+            # engine none prints each reply; on stderr, since stdout carries the events (JSON lines
+            # must stay parseable; the console line shows the reply itself)
+            speaker = Speaker(config.speaker, file=sys.stderr)
             closing.append(speaker.close)
             prompt = dispatcher.vocabulary_prompt() or None
         if config.wake.word != "none":
