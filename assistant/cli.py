@@ -382,7 +382,7 @@ def _config_show(explicit: Optional[str]) -> int:
     """Where each file is and which is in use. A config that does not load is shown, then
     reported (exit 2): this is where a person looks when it is broken."""
     from .asr.models import cache_dir
-    from .intents.packs import BUILT_IN
+    from .intents.packs import BUILT_IN, pack_folder
 
     in_use, user = config_mod.locate(explicit), config_mod.user_config()
     user_intents = user.parent / "intents"
@@ -400,7 +400,7 @@ def _config_show(explicit: Optional[str]) -> int:
     if config is not None:
         base = in_use.resolve().parent
         for entry in config.intents.paths:
-            pack = base / Path(entry).expanduser()
+            pack = pack_folder(entry, base)
             packs.append((pack, "intents.paths" + ("" if pack.is_dir() else ", NOT THERE")))
     loaded = any(folder.resolve() == user_intents.resolve() for folder, _ in packs)
     rows.append(("user intents", user_intents, ("loaded" if loaded else "not in intents.paths") +
@@ -415,6 +415,8 @@ def _config_show(explicit: Optional[str]) -> int:
 
 
 def _config_init(force: bool) -> int:
+    from .intents.packs import pack_folder
+
     target = config_mod.user_config()
     if target.exists() and not force:
         raise UsageError(f"{target} is there already; `{PROG} config init --force` overwrites it")
@@ -424,7 +426,7 @@ def _config_init(force: bool) -> int:
     paths = config_mod.load(target).intents.paths
     print(f"wrote {target}: a commented copy of the defaults, with intents.paths: {paths}")
     for path in paths:
-        folder = target.parent / path
+        folder = pack_folder(path, target.parent)
         if folder.is_dir():
             print(f"kept {folder}/ (it is there already)")
         else:

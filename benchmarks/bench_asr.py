@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.asr.engine import FULL_AUDIO_CTX, Engine  # noqa: E402
-from assistant.asr.models import resolve  # noqa: E402
+from assistant.asr.models import load_engine  # noqa: E402
 from assistant.asr.wer import wer  # noqa: E402
 from assistant.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from assistant.config import AsrConfig  # noqa: E402
@@ -98,7 +98,7 @@ def run_floors(asr: AsrConfig, clips: List[Clip]) -> Dict[int, dict]:
     """WER per audio_ctx floor, and how many decodes looped and were redone wider."""
     out = {}
     for floor in FLOORS:
-        engine = Engine.from_config(dataclasses.replace(asr, audio_ctx_floor=floor), resolve(asr.model))
+        engine = load_engine(dataclasses.replace(asr, audio_ctx_floor=floor))
         decoded = [(ref, transcribe(engine, audio), audio.size) for _, audio, ref in clips]
         out[floor] = {"wer": round(wer((ref, t.text) for ref, t, _ in decoded), 4),
                       "widened": sum(t.audio_ctx > engine.audio_ctx_for(n) for _, t, n in decoded)}
@@ -157,7 +157,7 @@ def main() -> int:
     args = parser.parse_args()
 
     asr = dataclasses.replace(AsrConfig(), model="tiny.en", threads=args.threads)
-    engine = Engine.from_config(asr, resolve(asr.model))
+    engine = load_engine(asr)
     fw = FasterWhisper(args.threads)
     clips = command_clips()
     print(f"{len(clips)} real command-length clips, {args.repeats} runs each, {args.threads} threads", file=sys.stderr)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from assistant import config as config_mod  # noqa: E402
 from assistant.asr.engine import Engine  # noqa: E402
 from assistant.asr.grammar import use_intents  # noqa: E402
-from assistant.asr.models import resolve  # noqa: E402
+from assistant.asr.models import load_engine  # noqa: E402
 from assistant.asr.wer import normalize as wer_normalize  # noqa: E402
 from assistant.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from assistant.audio.sources import FileSource  # noqa: E402
@@ -269,16 +269,40 @@ def same(a: Tuple[Optional[str], Dict[str, Any]], b: Tuple[Optional[str], Dict[s
 
 @dataclass
 class Utt:
-    kind: str  # command | ood | real-ood
-    voice: str
-    text: str
-    intent: Optional[str]
-    expected: Dict[str, Any]
+    """One Item heard in one condition, and what each decoding setting made of it."""
+
+    item: Item
     condition: str  # clean | noise
     noise: str  # "" | cafe | ...
     vad: str = ""
     duration_s: float = 0.0
     runs: Dict[str, dict] = field(default_factory=dict)  # RUNS -> result
+
+    @property
+    def kind(self) -> str:
+        return self.item.kind
+
+    @property
+    def voice(self) -> str:
+        return self.item.voice
+
+    @property
+    def text(self) -> str:
+        return self.item.text
+
+    @property
+    def intent(self) -> Optional[str]:
+        return self.item.intent
+
+    @property
+    def expected(self) -> Dict[str, Any]:
+        return self.item.slots
+
+    def to_dict(self) -> dict:
+        """The JSON record: the item's words, not its audio."""
+        return {"kind": self.kind, "voice": self.voice, "text": self.text, "intent": self.intent,
+                "expected": dict(self.expected), "condition": self.condition, "noise": self.noise,
+                "vad": self.vad, "duration_s": self.duration_s, "runs": self.runs}
 
 
 @dataclass(frozen=True)
@@ -331,8 +355,7 @@ def offline_pass(items: List[Item], engine: Engine, dispatcher: Dispatcher, nois
             audio, vad = vad_cut(x, config.vad, on, off)
             if audio is None:  # a VAD miss: decode the true bounds instead (-0.3 s / +0.2 s)
                 audio = x[int((on - 0.3) * SAMPLE_RATE):int((off + 0.2) * SAMPLE_RATE)]
-            u = Utt(item.kind, item.voice, item.text, item.intent, dict(item.slots), condition, noise, vad,
-                    round(len(audio) / SAMPLE_RATE, 2))
+            u = Utt(item, condition, noise, vad, round(len(audio) / SAMPLE_RATE, 2))
             k = len(utts)
             for way in ways[k % 4:] + ways[:k % 4]:  # no setting always first or last
                 u.runs[way.label] = decode_and_match(engine, dispatcher, audio, way, (item.intent, item.slots))
@@ -920,7 +943,7 @@ def main() -> int:
     require("espeak-ng", *(() if args.no_pipeline else ("pactl", "parecord")))
     t0 = time.perf_counter()
     config = load_config(args)
-    engine = Engine.from_config(config.asr, resolve(config.asr.model))
+    engine = load_engine(config.asr)
     engine.warm_up()
     synth = Synth()
     with tempfile.TemporaryDirectory(prefix="bench_intents_") as tmp:
@@ -950,7 +973,7 @@ def main() -> int:
     write(args.out, {
         "machine": {"cores": os.cpu_count(), "threads": engine.threads, "load_avg_end": os.getloadavg()},
         "model": config.asr.model, "prompt": prompt, "quick": args.quick, "elapsed_s": round(elapsed, 1),
-        **summary, "utterances": [dataclasses.asdict(u) for u in utts]})
+        **summary, "utterances": [u.to_dict() for u in utts]})
     return 0
 
 

@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import config as config_mod  # noqa: E402
-from assistant.asr.engine import Aborted, Engine  # noqa: E402
-from assistant.asr.models import resolve  # noqa: E402
+from assistant.asr.engine import FULL_AUDIO_CTX, Aborted, Engine  # noqa: E402
+from assistant.asr.models import load_engine  # noqa: E402
 from assistant.asr.wer import wer  # noqa: E402
-from assistant.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from assistant.audio import SAMPLE_RATE, int16_to_float, load_audio  # noqa: E402
 from assistant.audio.sources import FileSource  # noqa: E402
 from assistant.audio.vad import Segmenter, SpeechEnd  # noqa: E402
 from assistant.pipeline import events as ev  # noqa: E402
@@ -510,7 +510,7 @@ def decoders(fw: FasterWhisper, engine: Engine) -> Dict[str, Decode]:
         return r.decode_ms, r.text, r.audio_ctx
 
     def faster(audio16: np.ndarray) -> Tuple[float, str, int]:
-        return (*fw.timed(audio16.astype(np.float32) / 32768.0), 1500)
+        return (*fw.timed(int16_to_float(audio16)), FULL_AUDIO_CTX)
 
     return {"fw": faster, "cpp": cpp}
 
@@ -639,7 +639,7 @@ def offline_threads(rounds: List[List[Utt]], wavs: List[Path], engines: Dict[boo
 
 def sweep_all(sc: Scenario, offline: Offline, log: Callable[[str], None]) -> Tuple[List[dict], dict]:
     """The sweeps, then a second offline pass, then one- against N-thread offline decodes."""
-    one = Engine.from_config(dataclasses.replace(sc.config.asr, threads=1), resolve(sc.config.asr.model))
+    one = load_engine(dataclasses.replace(sc.config.asr, threads=1))
     one.warm_up()
     engines = {False: sc.engine, True: one}
     rounds, wavs = sweep_rounds(sc.utts, sc.tmp)
@@ -802,7 +802,7 @@ def scenario(args: argparse.Namespace) -> Scenario:
     config = config_mod.load(args.config) if args.config else config_mod.load()
     if args.threads is not None:
         config = dataclasses.replace(config, asr=dataclasses.replace(config.asr, threads=args.threads))
-    engine = Engine.from_config(config.asr, resolve(config.asr.model))
+    engine = load_engine(config.asr)
     engine.warm_up()
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_listen_"))
     tmp.mkdir(parents=True, exist_ok=True)

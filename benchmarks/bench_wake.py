@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant import config as config_mod  # noqa: E402
 from assistant.asr.engine import Engine  # noqa: E402
-from assistant.asr.models import resolve  # noqa: E402
+from assistant.asr.models import load_engine  # noqa: E402
 from assistant.audio import SAMPLE_RATE as SR  # noqa: E402
 from assistant.audio import load_audio  # noqa: E402
 from assistant.audio.sources import FileSource  # noqa: E402
@@ -539,7 +539,7 @@ def main() -> int:
     waiting, neg = waiting_stream(sp, noises), negative_stream(sp, noises)
     sets = [real_positives(sp, noises, fridge), *synthetic_positives(noises)]
     base = config_mod.Config()
-    engine = Engine.from_config(base.asr, resolve(base.asr.model))
+    engine = load_engine(base.asr)
     engine.warm_up()
     results: dict = {"refractory_s": REFRACTORY_S, "waiting_s": len(waiting) / SR, "negatives_s": len(neg.audio) / SR,
                      "negative_speech_s_per_round": neg.speech_s,

@@ -17,7 +17,8 @@ import soundfile
 
 from asr import engine
 from assistant.audio import SAMPLE_RATE, load_audio
-from assistant.asr.wer import normalize, number_words
+from assistant.asr.wer import normalize
+from assistant.intents.numbers import in_words
 from test_listen import Assistant
 
 
@@ -88,7 +89,7 @@ def test_what_time_is_it_is_answered_aloud_with_the_hour(pulse_audio, loopback, 
     reply = a.of("reply")[0]
     assert reply["latency_ms"] > 0
     now = datetime.datetime.now()
-    hours = {number_words(h) for h in {now.hour % 12 or 12, (now.hour + 1) % 12 or 12, now.hour}}
+    hours = {in_words(h) for h in {now.hour % 12 or 12, (now.hour + 1) % 12 or 12, now.hour}}
     text = heard(answer)
     assert any(h in text.split() or h in text for h in hours), (text, hours)
     assert len(a.of("final")) == 1, "the assistant transcribed its own voice"

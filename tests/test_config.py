@@ -8,11 +8,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import pytest
 import yaml
-from asr import ROOT, SPEECH
+from asr import ROOT, SPEECH, run_cli
 
 from assistant import cli
 from assistant import config as config_mod
@@ -43,11 +42,6 @@ intents:
     data:
       - sentences: ["what is the weather"]
 """
-
-
-def cli_run(*args: str, cwd: Path = ROOT, env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True,
-                          timeout=300, cwd=str(cwd), env=env, check=False)
 
 
 def one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
@@ -97,7 +91,7 @@ def test_the_example_of_the_issue_is_reported_before_anything_loads(tmp_path):
     rejects it, and the process has imported none of the heavy parts when it does."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("vad:\n  frame_ms: 25\n")
-    r = cli_run("--mode", "transcribe", "--input", CLIP, "--config", str(bad))
+    r = run_cli("--mode", "transcribe", "--input", CLIP, "--config", str(bad))
     line = one_line(r, str(bad), "vad.frame_ms", "10, 20 or 30", "not 25")
     assert line == f"error: {bad}: vad.frame_ms must be 10, 20 or 30 (what webrtcvad takes), not 25"
     probe = ("import sys; from assistant.cli import main; code = main(sys.argv[1:]); "
@@ -134,7 +128,8 @@ def test_wrong_types_and_unknown_keys_name_the_key_and_the_file(tmp_path):
 def test_random_values_give_a_valid_config_or_one_line():
     """Whatever a person writes for these keys, the answer is a config whose parts start, or
     one ConfigError line naming the key (never a traceback from deeper down)."""
-    hypothesis = pytest.importorskip("hypothesis")
+    import hypothesis
+
     st = hypothesis.strategies
     from assistant.audio.vad import Segmenter
 
@@ -181,8 +176,8 @@ def test_config_is_frozen_and_overrides_replace_it():
 
 
 def test_a_bad_override_is_one_line():
-    one_line(cli_run("transcribe", CLIP, "--threads", "-3"), "command line", "asr.threads", "-3")
-    r = cli_run("--wake-word", "hey_siri")
+    one_line(run_cli("transcribe", CLIP, "--threads", "-3"), "command line", "asr.threads", "-3")
+    r = run_cli("--wake-word", "hey_siri")
     assert r.returncode == 2 and "okay_nabu" in r.stderr
 
 
@@ -199,7 +194,7 @@ def test_listen_is_the_default_command():
 
 
 def test_the_help_has_the_listen_options_the_commands_and_examples():
-    r = cli_run("--help")
+    r = run_cli("--help")
     assert r.returncode == 0
     for word in ("--wake-word", "--push-to-talk", "--input", "transcribe", "models", "devices", "intents",
                  "config init", "examples:"):
@@ -210,11 +205,9 @@ def test_facts_the_config_writes_out_match_the_code():
     from pymicro_wakeword import Model
 
     from assistant.asr.subtitles import FORMATS
-    from assistant.audio import SAMPLE_RATE
 
     assert config_mod.WAKE_WORDS == tuple(m.value for m in Model)
     assert cli.FORMATS == FORMATS
-    assert AudioConfig().sample_rate == SAMPLE_RATE
 
 
 # --- which file; config and config init -------------------------------------------------------
@@ -241,12 +234,12 @@ def test_lookup_order(user_dir, tmp_path):
 
 def test_config_init_writes_a_commented_copy_and_an_intents_folder(user_dir, tmp_path):
     env = dict(os.environ, ASSISTANT_CONFIG_DIR=str(user_dir))
-    r = cli_run("config", env=env)
+    r = run_cli("config", env=env)
     assert r.returncode == 0, r.stderr
     assert f"user config       {user_dir / 'config.yaml'}  (not there" in r.stdout, r.stdout
     assert "(in use)" in r.stdout.splitlines()[0]  # the default
 
-    r = cli_run("config", "init", env=env)
+    r = run_cli("config", "init", env=env)
     assert r.returncode == 0, r.stderr
     written = user_dir / "config.yaml"
     assert str(written) in r.stdout and str(user_dir / "intents") in r.stdout
@@ -259,18 +252,18 @@ def test_config_init_writes_a_commented_copy_and_an_intents_folder(user_dir, tmp
     assert ours.intents.paths == ["intents"]
     assert dataclasses.replace(ours, intents=IntentsConfig(), path=None) == Config()
 
-    r = cli_run("config", env=env)
+    r = run_cli("config", env=env)
     assert f"{written}  (in use)" in r.stdout and f"{user_dir / 'intents'}  (loaded)" in r.stdout, r.stdout
-    one_line(cli_run("config", "init", env=env), str(written), "--force")
+    one_line(run_cli("config", "init", env=env), str(written), "--force")
     written.write_text("# mine\n")
-    r = cli_run("config", "init", "--force", env=env)
+    r = run_cli("config", "init", "--force", env=env)
     assert r.returncode == 0 and written.read_text() != "# mine\n"
 
 
 def test_config_shows_a_broken_file_then_reports_it(user_dir):
     user_dir.mkdir()
     (user_dir / "config.yaml").write_text("vad:\n  frame_ms: 25\n")
-    r = cli_run("config", env=dict(os.environ, ASSISTANT_CONFIG_DIR=str(user_dir)))
+    r = run_cli("config", env=dict(os.environ, ASSISTANT_CONFIG_DIR=str(user_dir)))
     assert "user config" in r.stdout and "model cache" in r.stdout
     one_line(r, "vad.frame_ms")
 
@@ -293,7 +286,7 @@ def test_user_packs_come_from_the_config_folder_not_the_working_directory(tmp_pa
         assert d.match("what time is it").intent == "GetTime"
     finally:
         d.close()
-    r = cli_run("intents", "--config", str(home / "config.yaml"), "test", "what's the weather", cwd=elsewhere)
+    r = run_cli("intents", "--config", str(home / "config.yaml"), "test", "what's the weather", cwd=elsewhere)
     assert r.returncode == 0 and "reply: Always sunny." in r.stdout, r.stdout + r.stderr
     with pytest.raises(IntentError, match="relative path"):  # no file, no folder to start from
         Dispatcher.from_config(IntentsConfig(paths=["mine"]))
@@ -320,11 +313,11 @@ def test_a_missing_folder_or_broken_pack_is_exit_2_everywhere(tmp_path, problem)
     cfg.write_text("intents:\n  paths: [mine]\n")
     needle = "intent folder not found" if problem == "missing" else "bad.yaml"
 
-    r = cli_run("intents", "list", "--config", str(cfg))
+    r = run_cli("intents", "list", "--config", str(cfg))
     assert r.returncode == 2 and "GetTime" in r.stdout and f"error: {tmp_path / 'mine'}" in r.stdout, r.stdout
     assert needle in r.stdout
     # (the packs' loader also logs each problem, with its detail, before this last line)
-    r = cli_run("intents", "test", "what time is it", "--config", str(cfg))
+    r = run_cli("intents", "test", "what time is it", "--config", str(cfg))
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: ") and needle in r.stderr
     probe = ("import sys; from assistant.cli import main; code = main(sys.argv[1:]); "
              "print(code, 'assistant.asr.libwhisper' in sys.modules)")

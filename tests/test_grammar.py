@@ -60,12 +60,12 @@ def samples(dispatcher, per_template: int = 6):
     """(intent, sentence) for the first few sentences of every template, numbers as 12.
     (hassil would expand a range into a list of all its numbers: -10^9..10^9 does not fit in memory.)"""
     for template in for_each_sentence(dispatcher.intents):
-        lists = dict(template.lists)
+        lists = dict(template.scope.lists)
 
         def number(m, lists=lists):
             return "12" if isinstance(lists.get(m.group(1)), RangeSlotList) else m.group(0)
 
-        texts = sample_expression(template.sentence.expression, lists, dict(template.rules), expand_ranges=False)
+        texts = sample_expression(template.sentence.expression, lists, dict(template.scope.rules), expand_ranges=False)
         for text in itertools.islice(texts, per_template):
             yield template.intent, " ".join(re.sub(r"\{(\w+)\}", number, text).split())
 

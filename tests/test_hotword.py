@@ -28,7 +28,8 @@ from assistant.wake.chime import beep
 from assistant.wake.push_to_talk import PushToTalk
 from assistant.wake.turn import (LISTENING, RESIDUE_S, SPEAKING, TRANSCRIBING, WAITING, FOLLOW_UP, Ring, TurnTaking,
                                  strip_wake_word)
-from assistant.asr.wer import normalize, number_words
+from assistant.asr.wer import normalize
+from assistant.intents.numbers import in_words
 from test_assistant_e2e import Recorder
 from test_listen import Assistant
 from test_wake import DATA as WAKEWORD, SR, espeak, load, speech_bounds, with_noise
@@ -587,7 +588,7 @@ def test_through_the_microphone_only_the_wake_word_or_enter_opens_it(pulse_audio
     assert a.states() == ["waiting"] + ["listening", "transcribing", "speaking", "waiting"] * 2, a.states()
     assert beeps(answer) == 2  # one acknowledgement for the wake word, one for Enter
     now = datetime.datetime.now()
-    hours = {number_words(h) for h in {now.hour % 12 or 12, (now.hour + 1) % 12 or 12, now.hour}}
+    hours = {in_words(h) for h in {now.hour % 12 or 12, (now.hour + 1) % 12 or 12, now.hour}}
     text = replies_heard(answer)
     assert any(h in text for h in hours) and "five minutes" in text, (text, hours)
 

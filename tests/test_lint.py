@@ -1,5 +1,5 @@
 """The lint gate: ruff (pyflakes, pycodestyle, bugbear) over the code, tests, benchmarks and the
-built-in intents, and mypy over the package, both as configured in pyproject.toml."""
+built-in intents, and mypy over the package and the benchmarks, both as configured in pyproject.toml."""
 
 from __future__ import annotations
 

@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Dict, List, Set
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 # Not the package's: what the copy leaves out (tests and benchmarks are not shipped).
 NOT_SOURCE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
                                     "tests", "benchmarks", ".ci", "*.pyc")
-# Imported, not yet declared: pymicro-features (micro_features_cpp, wake/detector.py) is pinned
-# with pymicro-wakeword in the same change of pyproject.toml's native dependency lines.
-EXPECTED_UNDECLARED = {"pymicro-features"}
 
 
 def run(cmd: List[str], **kwargs) -> subprocess.CompletedProcess:
@@ -162,11 +161,7 @@ def _imports(tree: ast.Module) -> Dict[str, bool]:
 
 
 def _requirement_names(requirements: List[str]) -> Set[str]:
-    return {_canonical(re.match(r"[A-Za-z0-9._-]+", r).group(0)) for r in requirements}  # type: ignore[union-attr]
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return {canonicalize_name(Requirement(r).name) for r in requirements}
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="needs tomllib and sys.stdlib_module_names")
@@ -185,11 +180,11 @@ def test_every_imported_package_is_declared():
         for module, at_import in _imports(ast.parse(file.read_text(encoding="utf-8"))).items():
             if module in sys.stdlib_module_names or module == "assistant":
                 continue
-            dists = {_canonical(d) for d in providers.get(module, [])}
+            dists = {canonicalize_name(d) for d in providers.get(module, [])}
             assert dists, f"{file.relative_to(ROOT)} imports {module}, which no installed package provides"
             if not dists & (core | extras):
                 missing |= dists
             elif at_import and not dists & core:
                 optional_at_import.add(f"{file.relative_to(ROOT)}: {module}")
-    assert missing - EXPECTED_UNDECLARED == set(), f"imported but not in pyproject.toml: {missing}"
+    assert not missing, f"imported but not in pyproject.toml: {missing}"
     assert not optional_at_import, f"an optional extra imported at import time: {optional_at_import}"

@@ -172,7 +172,8 @@ def test_hassil_the_grammar_and_the_fuzzy_matcher_read_a_template_alike():
 
     intents = Intents.from_dict(GLUED)
     for sentence in for_each_sentence(intents):
-        sampled = sample_expression(sentence.sentence.expression, dict(sentence.lists), dict(sentence.rules))
+        scope = sentence.scope
+        sampled = sample_expression(sentence.sentence.expression, dict(scope.lists), dict(scope.rules))
         assert sentence.walk(Sentences()) == [" ".join(text.split()) for text in sampled]
     assert recognize("eat redberry", intents) and not recognize("eat red berry", intents)
     dfa = CommandGrammar.from_intents(intents).dfa

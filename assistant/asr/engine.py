@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..config import AsrConfig
+from ..config import MAX_AUDIO_CTX, MAX_DECODE_S, AsrConfig
 
 if TYPE_CHECKING:
     from .grammar.search import Steering
 
 FRAMES_PER_SECOND = 50  # whisper's encoder: one frame per 20 ms of audio
-FULL_AUDIO_CTX = 1500  # 30 s
+FULL_AUDIO_CTX = MAX_AUDIO_CTX  # 30 s
 # whisper.cpp (flash attention, the default) pads the encoder output to a multiple of 256 and,
 # for other window sizes, reads stale values from the previous decode there: the same audio
 # then gives different text depending on what was decoded before. Measured on 19 real
@@ -108,10 +108,6 @@ class Engine:
         library.forward_logs()
         self._model = Context(self.model_path, use_gpu=asr.use_gpu, library=library)
 
-    @classmethod
-    def from_config(cls, asr: AsrConfig, model_path: os.PathLike) -> "Engine":
-        return cls(model_path, asr)
-
     @property
     def busy(self) -> bool:
         return self._lock.locked()
@@ -162,7 +158,7 @@ class Engine:
 
         denoise=True: the noise of the audio's first 250 ms (the VAD's pre-roll) is subtracted
         first (assistant/denoise.py)."""
-        audio = _as_float(audio)[: int(30 * SAMPLE_RATE)]
+        audio = _as_float(audio)[: int(MAX_DECODE_S * SAMPLE_RATE)]
         if denoise:
             from ..audio.denoise import subtract_noise
 

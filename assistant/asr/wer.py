@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Tuple
 
-from ..intents.numbers import in_words as number_words
+from ..intents.numbers import in_words
 
-__all__ = ["edit_distance", "normalize", "number_words", "wer"]
+__all__ = ["edit_distance", "normalize", "wer"]
 
 
 def normalize(text: str) -> str:
     """Lower-case, spell numbers, drop punctuation: what a WER compares."""
     text = text.lower().replace("’", "'")
     text = re.sub(r"(\d),(\d{3})", r"\1\2", text)
-    text = re.sub(r"\d+", lambda m: " " + number_words(int(m.group())) + " ", text)
+    text = re.sub(r"\d+", lambda m: " " + in_words(int(m.group())) + " ", text)
     text = text.replace("-", " ")
     text = re.sub(r"[^a-z' ]+", " ", text)
     text = re.sub(r"(^| )'|'( |$)", " ", text)

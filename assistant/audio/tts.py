@@ -34,7 +34,6 @@ import numpy as np
 from ..config import SpeakerConfig
 from ..errors import SpeakerError
 
-ENGINES = ("pyttsx3", "piper", "none")
 
 NO_ESPEAK = ("no TTS engine: espeak-ng is not installed (apt-get install espeak-ng), "
              "or set speaker.engine: none")

@@ -20,7 +20,6 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..config import Config, IntentsConfig
 from ..errors import IntentError
-from .fuzzy import FuzzyIndex
 from .handlers import handler_for, run_command, run_handler
 from .match import Match, Matcher
 from .packs import BUILT_IN, Context, Handler, IntentPack, Reply, load_packs, merge_packs
@@ -73,11 +72,6 @@ class Dispatcher:
             dispatcher.close()
             raise IntentError.of(dispatcher.errors)
         return dispatcher
-
-    @property
-    def fuzzy(self) -> FuzzyIndex:
-        """The fuzzy matcher's index: search(words) ranks every template (diagnostics)."""
-        return self.matcher.fuzzy
 
     def match(self, text: str) -> Optional[Match]:
         """The intent of a transcript, or None when nothing is close enough."""

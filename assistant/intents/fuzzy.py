@@ -14,7 +14,6 @@ is measured against the same sentences whisper may be held to.
 from __future__ import annotations
 
 import itertools
-import logging
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -26,7 +25,6 @@ from hassil.expression import Expression, ListReference
 from .normalize import is_number
 from .templates import Builder, Scope, for_each_sentence, walk
 
-_LOGGER = logging.getLogger(__name__)
 
 __all__ = ["Candidate", "FuzzyIndex", "SLOT_SIMILARITY"]
 
@@ -57,9 +55,6 @@ class FuzzyIndex:
             try:
                 end = sentence.walk(builder).end
             except _Wildcard:
-                continue
-            except Exception:
-                _LOGGER.debug("fuzzy: cannot use template %r", sentence.text, exc_info=True)
                 continue
             self.graphs.append(_Graph(sentence.intent, builder.edges, end))
 

@@ -54,6 +54,7 @@ HANDLER_ATTR = "__intent_names__"
 TOP_LEVEL_KEYS = {"language", "intents", "lists", "expansion_rules", "skip_words", "settings"}
 # Our keys on an intent, next to hassil's "data".
 INTENT_KEYS = {"data", "description", "command", "args", "reply", "type"}
+SPEC_KEYS = tuple(sorted(INTENT_KEYS - {"data"}))  # what an IntentSpec takes from them
 
 
 @dataclass
@@ -135,7 +136,7 @@ class IntentPack:
         for f in self.files:
             for name, body in (f.data.get("intents") or {}).items():
                 spec = specs.setdefault(name, IntentSpec(name, source=f.path))
-                for key in ("description", "command", "args", "reply", "type"):
+                for key in SPEC_KEYS:
                     if body.get(key) is not None:
                         setattr(spec, key, body[key] if key == "args" else str(body[key]))
         return specs
@@ -144,18 +145,23 @@ class IntentPack:
 BUILT_IN = builtin_intents()  # package data: the repository's intents/, shipped in the wheel
 
 
+def pack_folder(entry: Union[str, Path], base: Optional[Path]) -> Path:
+    """Where an intents.paths entry is: a relative path is taken from `base` (the config file's
+    folder), never from the working directory: without a base it is an IntentError."""
+    path = Path(entry).expanduser()
+    if path.is_absolute():
+        return path
+    if base is None:
+        raise IntentError(f"intent folder '{entry}': a relative path needs a config file to start from; "
+                          "give an absolute path")
+    return Path(base) / path
+
+
 def load_packs(paths: Iterable[Union[str, Path]], base: Optional[Path] = None) -> List[IntentPack]:
-    """Load each folder as a pack, in order, each folder once. A relative path is taken from
-    `base` (the config file's folder), never from the working directory: without a base it is
-    an IntentError."""
+    """Load each folder (pack_folder) as a pack, in order, each folder once."""
     packs, seen = [], set()
     for p in paths:
-        path = Path(p).expanduser()
-        if not path.is_absolute():
-            if base is None:
-                raise IntentError(f"intent folder '{p}': a relative path needs a config file to start from; "
-                                  "give an absolute path")
-            path = Path(base) / path
+        path = pack_folder(p, base)
         key = path.resolve()
         if key not in seen:
             seen.add(key)
@@ -406,7 +412,7 @@ def _merge_spec(old: Optional[IntentSpec], new: IntentSpec) -> IntentSpec:
     if old is None:
         return copy.copy(new)
     merged = copy.copy(old)
-    for key in ("description", "command", "args", "reply", "type"):
+    for key in SPEC_KEYS:
         if getattr(new, key) is not None and getattr(new, key) != "":
             setattr(merged, key, getattr(new, key))
     return merged

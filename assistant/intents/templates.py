@@ -216,14 +216,6 @@ class TemplateSentence:
     def text(self) -> str:
         return self.sentence.text or ""
 
-    @property
-    def lists(self) -> Mapping[str, SlotList]:
-        return self.scope.lists
-
-    @property
-    def rules(self) -> Mapping[str, Sentence]:
-        return self.scope.rules
-
     def walk(self, builder: Builder[F]) -> F:
         return walk(self.sentence.expression, self.scope, builder)
 

@@ -15,7 +15,7 @@ from . import events as ev
 
 
 class Sink(Protocol):
-    def __call__(self, event: ev.Event) -> None:
+    def __call__(self, event: ev.Event, /) -> None:  # any one-argument callable is a sink
         """Show one event; called from the main thread, in the order the events were made."""
 
 

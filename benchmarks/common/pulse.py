@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,12 +29,10 @@ class NullSink:
                              env=pulse.env(), capture_output=True, text=True, check=True)
         self.module = out.stdout.strip()
         os.environ["PULSE_SINK"] = self.name  # libpulse's default sink for this process
-        self.path = record_to
         self.recorder = subprocess.Popen(
             ["parecord", f"--device={self.name}.monitor", "--raw", "--rate=16000", "--channels=1",
-             "--format=s16le", f"--latency-msec={latency_ms}", str(self.path)],
+             "--format=s16le", f"--latency-msec={latency_ms}", str(record_to)],
             env=pulse.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.recording_since = time.time()
         pulse.ensure()  # PortAudio lists its devices again, with this sink loaded
 
     def close(self) -> None:
